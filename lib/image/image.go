@@ -1,0 +1,239 @@
+// Package image defines the records that flow between the ckpt tools: the
+// body of every record kind, as encoded with msgpack. It is the contract
+// between stages; docs/FORMAT.md describes the same types for people.
+//
+// The package has no dependencies beyond the standard library, so a tool
+// that only inspects a stream needs nothing else.
+package image
+
+// Record kinds. A stage passes any kind it does not handle through
+// untouched.
+const (
+	KindHeader = "header" // first record: Header
+	KindEnd    = "end"    // last record: End
+	KindTask   = "task"   // ckpt-scan: one process, Task
+	KindFd     = "fd"     // ckpt-scan: one open descriptor, Fd (FileID set by ckpt-files)
+	KindFile   = "file"   // ckpt-files: one resolved file object, File
+	KindPages  = "pages"  // ckpt-mem: page contents of one task, Pages
+)
+
+// Magic identifies a ckpt record stream; Version is the format version the
+// tools of this tree write. ReadVersions lists every version they read.
+const (
+	Magic   = "ckpt-stream"
+	Version = 1
+)
+
+// ReadVersions lists the stream versions this tree can read.
+var ReadVersions = []int{1}
+
+// MaxChunk is the largest payload (pages, file contents) a record carries.
+const MaxChunk = 1 << 20
+
+// Header is the body of the first record.
+type Header struct {
+	Magic    string   `msgpack:"magic"`
+	Version  int      `msgpack:"version"`
+	Arch     string   `msgpack:"arch"`      // runtime.GOARCH of the dumping machine, e.g. "amd64"
+	PageSize int      `msgpack:"page_size"` // bytes
+	Kernel   string   `msgpack:"kernel"`    // uname release of the dumping machine
+	Stages   []string `msgpack:"stages"`    // every stage that touched the stream, in order
+	RootPID  int      `msgpack:"root_pid"`  // the PID given to ckpt-scan
+	// Control is the path of ckpt-scan's control socket (see docs/FORMAT.md,
+	// "Holding the tree"); empty when no holder waits for a report.
+	Control string `msgpack:"control,omitempty"`
+	// Kill is true when ckpt-scan will end the tree once a final stage
+	// reports a complete archive.
+	Kill bool `msgpack:"kill,omitempty"`
+}
+
+// End is the body of the last record. Records counts every record before
+// it, header included; Kinds counts them by kind. A reader checks Records
+// against what it read, so a stream that lost records is refused.
+type End struct {
+	Records int            `msgpack:"records"`
+	Kinds   map[string]int `msgpack:"kinds"`
+}
+
+// Task is one process (thread group) of the dumped tree.
+type Task struct {
+	PID       int    `msgpack:"pid"`
+	PPID      int    `msgpack:"ppid"`
+	PGID      int    `msgpack:"pgid"`
+	SID       int    `msgpack:"sid"`
+	StartTime uint64 `msgpack:"start_time"` // /proc/PID/stat field 22, clock ticks after boot
+	Comm      string `msgpack:"comm"`
+	Exe       string `msgpack:"exe"`  // readlink /proc/PID/exe
+	Cwd       string `msgpack:"cwd"`  // readlink /proc/PID/cwd
+	Root      string `msgpack:"root"` // readlink /proc/PID/root
+	Umask     uint32 `msgpack:"umask"`
+	// ExeFileID is the File that is the executable, set by ckpt-files.
+	ExeFileID   int            `msgpack:"exe_file_id,omitempty"`
+	Personality uint32         `msgpack:"personality"`
+	Creds       Creds          `msgpack:"creds"`
+	Rlimits     []Rlimit       `msgpack:"rlimits"`
+	SigActions  []SigAction    `msgpack:"sigactions"` // signals 1..64, index = signal-1
+	Threads     []Thread       `msgpack:"threads"`    // Threads[0] is the thread group leader
+	MM          MM             `msgpack:"mm"`
+	Vmas        []Vma          `msgpack:"vmas"`
+	Children    []int          `msgpack:"children,omitempty"`
+	Extra       map[string]any `msgpack:"extra,omitempty"` // room for later fields
+}
+
+// Creds are a task's credentials, from /proc/PID/status.
+type Creds struct {
+	UID        [4]uint32 `msgpack:"uid"` // real, effective, saved, filesystem
+	GID        [4]uint32 `msgpack:"gid"`
+	Groups     []uint32  `msgpack:"groups"`
+	CapInh     uint64    `msgpack:"cap_inh"`
+	CapPrm     uint64    `msgpack:"cap_prm"`
+	CapEff     uint64    `msgpack:"cap_eff"`
+	CapBnd     uint64    `msgpack:"cap_bnd"`
+	CapAmb     uint64    `msgpack:"cap_amb"`
+	NoNewPrivs bool      `msgpack:"no_new_privs"`
+	Seccomp    int       `msgpack:"seccomp"` // mode from status; restore refuses non-zero
+}
+
+// Rlimit is one resource limit (RLIMIT_* number, soft, hard; ^0 = infinity).
+type Rlimit struct {
+	Resource int    `msgpack:"resource"`
+	Cur      uint64 `msgpack:"cur"`
+	Max      uint64 `msgpack:"max"`
+}
+
+// SigAction is the kernel's struct k_sigaction for one signal.
+type SigAction struct {
+	Handler  uint64 `msgpack:"handler"` // 0 = SIG_DFL, 1 = SIG_IGN, else an address
+	Flags    uint64 `msgpack:"flags"`
+	Restorer uint64 `msgpack:"restorer"`
+	Mask     uint64 `msgpack:"mask"`
+}
+
+// Thread is one thread of a task, frozen.
+type Thread struct {
+	TID int `msgpack:"tid"`
+	// Regs is struct user_regs_struct (x86_64: 27 words) as PTRACE_GETREGS
+	// returns it, at the interrupt stop. A thread stopped inside a system
+	// call has OrigRax = the call and Rax = a restart code; restore replays
+	// it (docs/FORMAT.md).
+	Regs   []uint64 `msgpack:"regs"`
+	Xstate []byte   `msgpack:"xstate"` // PTRACE_GETREGSET NT_X86_XSTATE
+	// SigMask is the blocked set; SigPending the thread's private pending set.
+	SigMask       uint64   `msgpack:"sigmask"`
+	ClearChildTid uint64   `msgpack:"clear_child_tid"`
+	Rseq          Rseq     `msgpack:"rseq"`
+	RobustList    uint64   `msgpack:"robust_list"`
+	RobustLen     uint64   `msgpack:"robust_len"`
+	AltStack      AltStack `msgpack:"altstack"`
+}
+
+// Rseq is a thread's restartable-sequences registration (zero Addr: none).
+type Rseq struct {
+	Addr uint64 `msgpack:"addr"`
+	Len  uint32 `msgpack:"len"`
+	Sig  uint32 `msgpack:"sig"`
+}
+
+// AltStack is a thread's sigaltstack (stack_t).
+type AltStack struct {
+	SP    uint64 `msgpack:"sp"`
+	Flags int32  `msgpack:"flags"`
+	Size  uint64 `msgpack:"size"`
+}
+
+// MM holds the fields of the task's memory descriptor that PR_SET_MM_MAP
+// restores, and the auxiliary vector.
+type MM struct {
+	StartCode  uint64   `msgpack:"start_code"`
+	EndCode    uint64   `msgpack:"end_code"`
+	StartData  uint64   `msgpack:"start_data"`
+	EndData    uint64   `msgpack:"end_data"`
+	StartBrk   uint64   `msgpack:"start_brk"`
+	Brk        uint64   `msgpack:"brk"`
+	StartStack uint64   `msgpack:"start_stack"`
+	ArgStart   uint64   `msgpack:"arg_start"`
+	ArgEnd     uint64   `msgpack:"arg_end"`
+	EnvStart   uint64   `msgpack:"env_start"`
+	EnvEnd     uint64   `msgpack:"env_end"`
+	Auxv       []uint64 `msgpack:"auxv"` // pairs, ending with AT_NULL 0
+}
+
+// Vma kinds, from the name column of /proc/PID/maps and the mapping flags.
+const (
+	VmaAnon       = "anon"        // private or shared anonymous memory (includes [heap], [stack])
+	VmaFile       = "file"        // a mapping of a file
+	VmaVdso       = "vdso"        // [vdso]: moved, never dumped
+	VmaVvar       = "vvar"        // [vvar]: moved, never dumped
+	VmaVvarVclock = "vvar_vclock" // [vvar_vclock]: moved, never dumped
+	VmaVsyscall   = "vsyscall"    // [vsyscall]: fixed by the kernel, left alone
+)
+
+// Vma is one mapping of a task.
+type Vma struct {
+	Start  uint64 `msgpack:"start"`
+	End    uint64 `msgpack:"end"`
+	Prot   int    `msgpack:"prot"`   // PROT_READ|PROT_WRITE|PROT_EXEC
+	Shared bool   `msgpack:"shared"` // MAP_SHARED (maps column "s")
+	Kind   string `msgpack:"kind"`   // one of the Vma* kinds
+	Name   string `msgpack:"name"`   // name column of maps: path, [heap], [stack], ...
+	Pgoff  uint64 `msgpack:"pgoff"`  // file offset in bytes
+	Dev    uint64 `msgpack:"dev"`    // of the mapped file (stat of map_files), 0 for anon
+	Ino    uint64 `msgpack:"ino"`
+	// Flags are the two-letter VmFlags of smaps (e.g. "gd" grows down,
+	// "dc" do not copy, "dd" do not dump).
+	Flags []string `msgpack:"flags,omitempty"`
+	// FileID is the File behind a file mapping, set by ckpt-files.
+	FileID int `msgpack:"file_id,omitempty"`
+}
+
+// Fd is one open descriptor of a task. ckpt-scan fills everything but
+// FileID; ckpt-files sets FileID to the File it resolved.
+type Fd struct {
+	PID   int    `msgpack:"pid"`
+	Fd    int    `msgpack:"fd"`
+	Flags int    `msgpack:"flags"` // open flags from fdinfo, O_CLOEXEC included
+	Pos   int64  `msgpack:"pos"`
+	MntID int    `msgpack:"mnt_id"`
+	Link  string `msgpack:"link"` // readlink /proc/PID/fd/N, as the kernel says it
+	// Identity, from fstat of /proc/PID/fd/N.
+	Dev   uint64 `msgpack:"dev"`
+	Ino   uint64 `msgpack:"ino"`
+	Mode  uint32 `msgpack:"mode"`
+	Nlink uint64 `msgpack:"nlink"`
+	Size  int64  `msgpack:"size"`
+	Rdev  uint64 `msgpack:"rdev"`
+	// FileID is the File this fd opens, set by ckpt-files.
+	FileID int `msgpack:"file_id,omitempty"`
+	// Shares, when non-zero, is the fd number of an earlier fd of the same
+	// task that refers to the same open file description (kcmp).
+	Shares int `msgpack:"shares,omitempty"`
+}
+
+// File kinds, as ckpt-files resolves them (see docs/files.md).
+const (
+	FileLinked = "linked" // a regular file or directory still reachable at Path
+	FileDevice = "device" // a character device open by path (/dev/null, /dev/zero)
+)
+
+// File is one file object, resolved by ckpt-files. Many fds and mappings
+// may point at one File by its ID (IDs start at 1).
+type File struct {
+	ID      int    `msgpack:"id"`
+	Kind    string `msgpack:"kind"`
+	Path    string `msgpack:"path"`
+	Dev     uint64 `msgpack:"dev"`
+	Ino     uint64 `msgpack:"ino"`
+	Mode    uint32 `msgpack:"mode"`
+	Size    int64  `msgpack:"size"`
+	MtimeNs int64  `msgpack:"mtime_ns"`
+	Rdev    uint64 `msgpack:"rdev"`
+}
+
+// Pages is a run of page contents of one task: Data holds len(Data)/page
+// size whole pages starting at Addr. At most MaxChunk bytes. Pages that
+// read as all zero are not stored; restore leaves them as fresh zero pages.
+type Pages struct {
+	PID  int    `msgpack:"pid"`
+	Addr uint64 `msgpack:"addr"`
+	Data []byte `msgpack:"data"`
+}
