@@ -207,6 +207,10 @@ type Fd struct {
 	// Shares, when non-zero, is the fd number of an earlier fd of the same
 	// task that refers to the same open file description (kcmp).
 	Shares int `msgpack:"shares,omitempty"`
+	// Shared is true when Shares is set. It tells an fd that shares fd 0's
+	// open file description (Shares 0, as after dup2 of one /dev/null onto
+	// 0, 1 and 2) from one that shares nothing.
+	Shared bool `msgpack:"shared,omitempty"`
 }
 
 // File kinds, as ckpt-files resolves them (see docs/files.md).

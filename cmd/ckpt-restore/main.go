@@ -1,0 +1,38 @@
+// Command ckpt-restore rebuilds a checkpointed process from an archive
+// written by ckpt-pack and lets it run on, with its PID, memory,
+// registers, open files and signal state.
+//
+// Synopsis:
+//
+//	ckpt-restore [options] [IMG]
+//
+// It reads the archive from IMG, or from stdin when IMG is absent or "-",
+// and returns once the process runs again; the process is adopted by init
+// and keeps running after ckpt-restore exits. It prints nothing unless
+// asked (-v) or something fails; on failure nothing it created is left.
+//
+// Options:
+//
+//	-v                say what was restored and how long it took
+//	--accept-changed  use linked files whose size or mtime changed since the dump
+//	--pid-wait D      how long to wait for a zombie holding a saved PID (default 10s)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+)
+
+func main() {
+	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ckpt-restore: %v\n", err)
+		os.Exit(1)
+	}
+}

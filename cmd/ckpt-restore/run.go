@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/ckpt/ckpt/lib/archive"
+	"github.com/ckpt/ckpt/lib/restore"
+	"github.com/ckpt/ckpt/lib/stream"
+)
+
+const usage = `usage: ckpt-restore [options] [IMG]
+
+Restore the process tree saved in IMG (an archive from ckpt-pack; stdin
+when IMG is absent or "-") with its PIDs, and let it run on.
+
+Example:
+  ckpt-scan --kill $PID | ckpt-files | ckpt-mem | ckpt-pack > /tmp/p.img
+  ckpt-restore /tmp/p.img
+
+Options:
+`
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ckpt-restore", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	verbose := fs.Bool("v", false, "say what was restored and how long it took")
+	accept := fs.Bool("accept-changed", false,
+		"use linked files whose size or mtime changed since the dump")
+	pidWait := fs.Duration("pid-wait", 10*time.Second,
+		"how long to wait for a zombie that holds a saved PID")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return fmt.Errorf("one archive at a time, got %d", fs.NArg())
+	}
+	in := stdin
+	if name := fs.Arg(0); name != "" && name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	start := time.Now()
+	ar, err := archive.NewReader(in)
+	if err != nil {
+		return err
+	}
+	opt := restore.Options{PIDWait: *pidWait, AcceptChanged: *accept,
+		Note: func(s string) { fmt.Fprintf(stderr, "ckpt-restore: %s\n", s) }}
+	res, err := restore.Restore(stream.NewReader(ar), ar.Finish, opt)
+	if err != nil {
+		return err
+	}
+	if *verbose {
+		fmt.Fprintf(stderr, "ckpt-restore: restored pid %v: %d pages (%d MiB), %d fds in %v\n",
+			res.PIDs, res.Pages, res.PageBytes>>20, res.Fds, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}

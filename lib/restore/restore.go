@@ -1,0 +1,374 @@
+// Package restore rebuilds a dumped process from its record stream and
+// lets it run: same PID, memory, registers, files and signal state.
+//
+// Every new task is driven from outside with ptrace (docs/ckpt-restore.md
+// lists the steps): a stub is forked and stopped at exec, a child with
+// the saved PID is cloned from it with clone3 and set_tid, and that child
+// is rebuilt by system calls injected into it, registers last.
+//
+// Preconditions: the caller is root (clone3 with set_tid and PR_SET_MM_MAP
+// with an exe fd need CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN).
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/ckpt/ckpt/lib/image"
+	"github.com/ckpt/ckpt/lib/ptrace"
+	"github.com/ckpt/ckpt/lib/stream"
+	"golang.org/x/sys/unix"
+)
+
+// Options tune a restore.
+type Options struct {
+	// PIDWait is how long to wait for a zombie that still holds a saved
+	// PID (its parent has not reaped it yet). Zero means 10 seconds.
+	PIDWait time.Duration
+	// AcceptChanged restores linked files whose size or mtime changed
+	// since the dump instead of refusing.
+	AcceptChanged bool
+	// Note, when set, receives short messages for people (waits, steps).
+	Note func(string)
+}
+
+// Result says what was restored.
+type Result struct {
+	PIDs      []int
+	Pages     int
+	PageBytes int64
+	Fds       int
+}
+
+// Restore reads a record stream and rebuilds the process it holds. verify
+// is called after the end record and before anything is let run (for an
+// archive, it checks the trailer and whole checksum); a failure there,
+// like any other, kills what was created. On success the process runs,
+// detached, and the caller may exit.
+func Restore(r *stream.Reader, verify func() error, opt Options) (*Result, error) {
+	if opt.PIDWait == 0 {
+		opt.PIDWait = 10 * time.Second
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	rs := &restorer{opt: opt, files: map[int]*image.File{}, res: &Result{}}
+	err := rs.run(r, verify)
+	if err != nil {
+		rs.abort()
+		return nil, err
+	}
+	return rs.res, nil
+}
+
+type restorer struct {
+	opt   Options
+	files map[int]*image.File
+	fds   []image.Fd
+	tk    *image.Task
+	t     *task
+	stub  int
+	res   *Result
+}
+
+func (rs *restorer) note(format string, args ...any) {
+	if rs.opt.Note != nil {
+		rs.opt.Note(fmt.Sprintf(format, args...))
+	}
+}
+
+func (rs *restorer) run(r *stream.Reader, verify func() error) error {
+	h, err := r.Header()
+	if err != nil {
+		return err
+	}
+	if err := checkHeader(h); err != nil {
+		return err
+	}
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := rs.record(r, rec); err != nil {
+			return err
+		}
+	}
+	if rs.tk == nil {
+		return errors.New("the image holds no task")
+	}
+	if err := verify(); err != nil {
+		return err
+	}
+	return rs.finish()
+}
+
+func checkHeader(h *image.Header) error {
+	if h.Arch != runtime.GOARCH {
+		return fmt.Errorf("the image is for %s, this machine is %s", h.Arch, runtime.GOARCH)
+	}
+	if h.PageSize != os.Getpagesize() {
+		return fmt.Errorf("the image has %d-byte pages, this machine %d", h.PageSize, os.Getpagesize())
+	}
+	return nil
+}
+
+func (rs *restorer) record(r *stream.Reader, rec stream.Record) error {
+	switch rec.Kind {
+	case image.KindFile:
+		var f image.File
+		if err := rec.Decode(&f); err != nil {
+			return r.Errorf("%w", err)
+		}
+		if err := checkFile(&f, rs.opt.AcceptChanged); err != nil {
+			return err
+		}
+		rs.files[f.ID] = &f
+	case image.KindFd:
+		var fd image.Fd
+		if err := rec.Decode(&fd); err != nil {
+			return r.Errorf("%w", err)
+		}
+		rs.fds = append(rs.fds, fd)
+	case image.KindTask:
+		var tk image.Task
+		if err := rec.Decode(&tk); err != nil {
+			return r.Errorf("%w", err)
+		}
+		if rs.tk != nil {
+			return fmt.Errorf("pid %d: the image holds more than one process: "+
+				"process trees are not supported yet", tk.PID)
+		}
+		rs.tk = &tk
+		return rs.prepare()
+	case image.KindPages:
+		var p image.Pages
+		if err := rec.Decode(&p); err != nil {
+			return r.Errorf("%w", err)
+		}
+		if rs.tk == nil || p.PID != rs.tk.PID {
+			return r.Errorf("pages of pid %d come before its task record", p.PID)
+		}
+		if len(p.Data) == 0 || len(p.Data)%os.Getpagesize() != 0 {
+			return r.Errorf("pages of pid %d at %#x: %d bytes is not whole pages",
+				p.PID, p.Addr, len(p.Data))
+		}
+		if err := rs.t.writePages(&p, rs.tk.Vmas); err != nil {
+			return err
+		}
+		rs.res.Pages += len(p.Data) / os.Getpagesize()
+		rs.res.PageBytes += int64(len(p.Data))
+	}
+	// Records of other kinds are not restore's business.
+	return nil
+}
+
+// prepare creates the process with its saved PID and its address space,
+// ready for pages.
+func (rs *restorer) prepare() error {
+	tk := rs.tk
+	if len(tk.Threads) != 1 {
+		return fmt.Errorf("pid %d has %d threads: multi-threaded processes are not "+
+			"supported yet", tk.PID, len(tk.Threads))
+	}
+	if err := waitPIDFree(tk.PID, rs.opt.PIDWait, rs.opt.Note); err != nil {
+		return err
+	}
+	stub, err := rs.startStub()
+	if err != nil {
+		return err
+	}
+	t, err := cloneWithPID(stub, tk.PID)
+	if err != nil {
+		return err
+	}
+	rs.t = t
+	// The stub is no longer needed; its child is adopted by init.
+	kill(rs.stub)
+	rs.stub = 0
+	if _, err := t.call("setsid", unix.SYS_SETSID); err != nil {
+		return err
+	}
+	if _, err := t.call("close_range", unix.SYS_CLOSE_RANGE, 0, ^uint64(0)>>32, 0); err != nil {
+		return err
+	}
+	if err := t.clearAddressSpace(); err != nil {
+		return err
+	}
+	if err := t.moveSpecials(tk.Vmas); err != nil {
+		return err
+	}
+	return rs.mapAll()
+}
+
+// startStub starts the stub and maps the injection area in it, at an
+// address free in both its layout and the saved one.
+func (rs *restorer) startStub() (*task, error) {
+	pid, err := startStub()
+	if err != nil {
+		return nil, err
+	}
+	rs.stub = pid
+	cur, err := readMaps(pid)
+	if err != nil {
+		return nil, err
+	}
+	var insn uint64
+	for _, r := range cur {
+		if r.name == "[vdso]" {
+			insn, err = ptrace.FindSyscall(pid, r.start, r.end)
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	if insn == 0 {
+		return nil, fmt.Errorf("stub %d has no vdso to find a syscall instruction in", pid)
+	}
+	area, err := freeRange(areaSize, rs.tk.Vmas, cur)
+	if err != nil {
+		return nil, err
+	}
+	j, err := ptrace.NewInjector(pid, insn)
+	if err != nil {
+		return nil, err
+	}
+	_, err = j.Syscall(unix.SYS_MMAP, area, areaSize,
+		unix.PROT_READ|unix.PROT_WRITE|unix.PROT_EXEC,
+		unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_FIXED_NOREPLACE, ^uint64(0), 0)
+	if err != nil {
+		return nil, fmt.Errorf("stub %d: map injection area: %w", pid, err)
+	}
+	// syscall; int3
+	if err := ptrace.WriteMem(pid, area, []byte{0x0f, 0x05, 0xcc}); err != nil {
+		return nil, err
+	}
+	j.SetSyscallAddr(area)
+	return &task{pid: pid, j: j, area: area}, nil
+}
+
+// mapAll maps every saved mapping, opening the files behind them in the
+// task for as long as it takes.
+func (rs *restorer) mapAll() error {
+	t := rs.t
+	opened := map[int]uint64{}
+	for _, v := range rs.tk.Vmas {
+		if v.Kind != image.VmaFile || v.FileID == 0 {
+			continue
+		}
+		if _, ok := opened[v.FileID]; ok {
+			continue
+		}
+		f, ok := rs.files[v.FileID]
+		if !ok {
+			return fmt.Errorf("pid %d: mapping %#x-%#x (%s): file %d is not in the image",
+				t.pid, v.Start, v.End, v.Name, v.FileID)
+		}
+		flags := unix.O_RDONLY | unix.O_CLOEXEC
+		if v.Shared && v.Prot&unix.PROT_WRITE != 0 {
+			flags = unix.O_RDWR | unix.O_CLOEXEC
+		}
+		fd, err := t.openFile(f.Path, flags)
+		if err != nil {
+			return err
+		}
+		opened[v.FileID] = fd
+	}
+	if err := t.mapVmas(rs.tk.Vmas, opened); err != nil {
+		return err
+	}
+	for _, fd := range opened {
+		if _, err := t.call("close", unix.SYS_CLOSE, fd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish restores everything but memory, then registers, and lets the
+// task run.
+func (rs *restorer) finish() error {
+	t, tk := rs.t, rs.tk
+	th := &tk.Threads[0]
+	regs, err := finalRegs(th)
+	if err != nil {
+		return err
+	}
+	if err := t.protect(tk.Vmas); err != nil {
+		return err
+	}
+	if err := rs.restoreMM(); err != nil {
+		return err
+	}
+	steps := []func() error{
+		func() error { return t.restoreFds(rs.fds, rs.files) },
+		func() error { return t.restoreFsState(tk) },
+		func() error { return t.restoreRlimits(tk.Rlimits) },
+		func() error { return t.restoreSigactions(tk.SigActions) },
+		func() error { return t.restoreThreadState(th) },
+		func() error {
+			_, err := t.call("personality", unix.SYS_PERSONALITY, uint64(tk.Personality))
+			return err
+		},
+		func() error { return t.restoreCreds(tk.Creds) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	rs.res.Fds = len(rs.fds)
+	// The last injected call removes the injection area itself.
+	if _, err := t.call("munmap injection area", unix.SYS_MUNMAP, t.area, areaSize); err != nil {
+		return err
+	}
+	if err := ptrace.SetXstate(t.pid, th.Xstate); err != nil {
+		return err
+	}
+	if err := ptrace.SetRegs(t.pid, regs); err != nil {
+		return err
+	}
+	if err := ptrace.SetSigmask(t.pid, th.SigMask); err != nil {
+		return err
+	}
+	if err := ptrace.Detach(t.pid); err != nil {
+		return err
+	}
+	rs.res.PIDs = append(rs.res.PIDs, t.pid)
+	rs.t = nil
+	return nil
+}
+
+// restoreMM sets the memory descriptor fields and the exe link.
+func (rs *restorer) restoreMM() error {
+	t, tk := rs.t, rs.tk
+	exe, ok := rs.files[tk.ExeFileID]
+	if !ok {
+		return fmt.Errorf("pid %d: executable %s: no file resolved for it", t.pid, tk.Exe)
+	}
+	fd, err := t.openFile(exe.Path, unix.O_RDONLY|unix.O_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	if err := t.setMM(tk.MM, fd); err != nil {
+		return err
+	}
+	_, err = t.call("close", unix.SYS_CLOSE, fd)
+	return err
+}
+
+// abort kills whatever was created so far.
+func (rs *restorer) abort() {
+	if rs.t != nil {
+		kill(rs.t.pid)
+	}
+	if rs.stub != 0 {
+		kill(rs.stub)
+	}
+}
