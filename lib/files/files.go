@@ -1,0 +1,135 @@
+// Package files resolves the files a dumped task uses: every open fd,
+// every file mapping and the executable. It is the ckpt-files stage.
+//
+// Each file is identified by facts, never by the " (deleted)" text the
+// kernel puts in /proc links: the inode seen through /proc/PID/fd/N,
+// /proc/PID/map_files/START-END or /proc/PID/exe is compared with what its
+// path leads to now. One File record stands for one device and inode,
+// however many fds, mappings and tasks use it:
+//
+//	linked  the path leads to the same inode (a regular file or directory):
+//	        restore opens the path
+//	device  a stateless character device reached by its path (/dev/null,
+//	        /dev/zero, /dev/full, /dev/random, /dev/urandom)
+//
+// Anything else is refused with an *Error that wraps ErrNotSupported and
+// names the task, the fd or mapping and the file: pipes, sockets, anon
+// inodes, terminals and other devices, memfd and shared memory, and files
+// that are unlinked (ghosts) or reachable only by another name (link
+// remaps), which come next.
+//
+// Fds of one task that share an open file description (kcmp KCMP_FILE,
+// which needs CONFIG_KCMP) point at the lowest fd of it (Fd.Shares).
+package files
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/ckpt/ckpt/lib/image"
+	"github.com/ckpt/ckpt/lib/stage"
+)
+
+// StageName is the name ckpt-files adds to the stream header.
+const StageName = "ckpt-files"
+
+// Run is the ckpt-files stage. It reads a stream from in, keeps its task
+// and fd records and passes every other record on as it comes. At the end
+// it resolves the files in the live tree and writes the File records,
+// then the task records and the fd records in their order, with their
+// file IDs set, then the end record. It calls report, if not nil, with
+// what it resolved, and returns once the reader of out, if out is a pipe,
+// has gone away (stage.Finish): that can be long after, when the stages
+// downstream still read the tree.
+func Run(ctx context.Context, in io.Reader, out io.Writer,
+	report func(*Summary)) (*Summary, error) {
+	s, err := stage.Open(StageName, in, out)
+	if err != nil {
+		return nil, err
+	}
+	if slices.Contains(s.Header.Stages[:len(s.Header.Stages)-1], StageName) {
+		return nil, errors.New("the stream has been through ckpt-files already")
+	}
+
+	tasks, fds, err := collect(s)
+	if err != nil {
+		return nil, err
+	}
+
+	start := time.Now()
+	files, sum, err := Resolve(ctx, tasks, fds)
+	if err != nil {
+		return nil, err
+	}
+	sum.Took = time.Since(start)
+
+	if err := write(s, files, tasks, fds); err != nil {
+		return nil, err
+	}
+	if err := s.Out.Flush(); err != nil {
+		return nil, fmt.Errorf("write records: %w", err)
+	}
+	if report != nil {
+		report(sum)
+	}
+	return sum, s.Finish()
+}
+
+// collect reads the rest of the stream, keeping task and fd records and
+// passing the others on.
+func collect(s *stage.Stage) ([]*image.Task, []*image.Fd, error) {
+	var tasks []*image.Task
+	var fds []*image.Fd
+	for {
+		rec, err := s.In.Next()
+		if err == io.EOF {
+			return tasks, fds, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		switch rec.Kind {
+		case image.KindTask:
+			t := new(image.Task)
+			if err := rec.Decode(t); err != nil {
+				return nil, nil, s.In.Errorf("%w", err)
+			}
+			tasks = append(tasks, t)
+		case image.KindFd:
+			fd := new(image.Fd)
+			if err := rec.Decode(fd); err != nil {
+				return nil, nil, s.In.Errorf("%w", err)
+			}
+			fds = append(fds, fd)
+		default:
+			if err := s.Out.WriteRecord(rec); err != nil {
+				return nil, nil, fmt.Errorf("write %s record: %w", rec.Kind, err)
+			}
+		}
+	}
+}
+
+// write writes the files first, so that every record that points at one
+// comes after it, then the tasks and fds.
+func write(s *stage.Stage, files []image.File, tasks []*image.Task, fds []*image.Fd) error {
+	for i := range files {
+		if err := s.Out.Write(image.KindFile, &files[i]); err != nil {
+			return fmt.Errorf("write file record: %w", err)
+		}
+	}
+	for _, t := range tasks {
+		if err := s.Out.Write(image.KindTask, t); err != nil {
+			return fmt.Errorf("write task record of pid %d: %w", t.PID, err)
+		}
+	}
+	for _, fd := range fds {
+		if err := s.Out.Write(image.KindFd, fd); err != nil {
+			return fmt.Errorf("write fd record of pid %d fd %d: %w", fd.PID, fd.Fd, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package files
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// This file holds every system call the package makes, so they can move to
+// the package that owns raw system calls once there is one.
+
+// stat is an inode's identity and type, as stat(2) reports them.
+type stat struct {
+	Dev     uint64
+	Ino     uint64
+	Mode    uint32
+	Nlink   uint64
+	Size    int64
+	Rdev    uint64
+	MtimeNs int64
+}
+
+func fromStatT(st *unix.Stat_t) stat {
+	return stat{
+		Dev:     st.Dev,
+		Ino:     st.Ino,
+		Mode:    st.Mode,
+		Nlink:   st.Nlink,
+		Size:    st.Size,
+		Rdev:    st.Rdev,
+		MtimeNs: st.Mtim.Nano(),
+	}
+}
+
+// statFollow stats what path leads to, following links; on a /proc magic
+// link (fd/N, map_files/RANGE, exe) that is fstat of the open file.
+func statFollow(path string) (stat, error) {
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Stat(path, &st) }); err != nil {
+		return stat{}, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	return fromStatT(&st), nil
+}
+
+// lstat stats path itself, not following a final symbolic link.
+func lstat(path string) (stat, error) {
+	var st unix.Stat_t
+	if err := ignoringEINTR(func() error { return unix.Lstat(path, &st) }); err != nil {
+		return stat{}, &os.PathError{Op: "lstat", Path: path, Err: err}
+	}
+	return fromStatT(&st), nil
+}
+
+// readlink reads a /proc link: what the kernel calls the file behind it.
+func readlink(path string) (string, error) {
+	return os.Readlink(path)
+}
+
+// kcmpFile is kcmp's KCMP_FILE type: compare two open file descriptions.
+const kcmpFile = 0
+
+// sameFile reports whether fd1 and fd2 of task pid refer to one open file
+// description. It needs a kernel built with CONFIG_KCMP (ENOSYS without)
+// and the right to ptrace pid.
+func sameFile(pid, fd1, fd2 int) (bool, error) {
+	r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(pid), uintptr(pid),
+		kcmpFile, uintptr(fd1), uintptr(fd2), 0)
+	if errno != 0 {
+		if errno == unix.ENOSYS {
+			return false, fmt.Errorf("kcmp: %w (the kernel lacks CONFIG_KCMP)", errno)
+		}
+		return false, fmt.Errorf("kcmp: %w", errno)
+	}
+	return r == 0, nil
+}
+
+// shmemDev returns the device of the kernel's internal shmem mount, where
+// memfd files, shared anonymous memory and SysV shared memory live: it
+// creates a memfd and stats it.
+func shmemDev() (uint64, error) {
+	fd, err := unix.MemfdCreate("ckpt-files-probe", unix.MFD_CLOEXEC)
+	if err != nil {
+		return 0, fmt.Errorf("memfd_create: %w", err)
+	}
+	defer unix.Close(fd)
+
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, fmt.Errorf("fstat memfd: %w", err)
+	}
+	return st.Dev, nil
+}
+
+// notExist reports whether err says that a path leads nowhere.
+func notExist(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR)
+}
+
+func ignoringEINTR(fn func() error) error {
+	for {
+		err := fn()
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// devString spells a device number as major:minor.
+func devString(dev uint64) string {
+	return fmt.Sprintf("%d:%d", unix.Major(dev), unix.Minor(dev))
+}
