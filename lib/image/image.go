@@ -15,6 +15,10 @@ const (
 	KindFd     = "fd"     // ckpt-scan: one open descriptor, Fd (FileID set by ckpt-files)
 	KindFile   = "file"   // ckpt-files: one resolved file object, File
 	KindPages  = "pages"  // ckpt-mem: page contents of one task, Pages
+	// KindGhostData is a piece of the contents of a ghost File, GhostData
+	// (ckpt-files). Every one comes after its File record and before any
+	// task or fd record.
+	KindGhostData = "ghost-data"
 )
 
 // Magic identifies a ckpt record stream; Version is the format version the
@@ -217,6 +221,15 @@ type Fd struct {
 const (
 	FileLinked = "linked" // a regular file or directory still reachable at Path
 	FileDevice = "device" // a character device open by path (/dev/null, /dev/zero)
+	// FileGhost is a regular file with no name left (link count 0). Its
+	// contents follow as ghost-data records; restore recreates it under
+	// Path, opens it for its users and removes the name again.
+	FileGhost = "ghost"
+	// FileRemap is a regular file whose name Path was removed but which
+	// still has another name. ckpt-files made a hidden hard link to it,
+	// RemapPath; nothing is copied. Restore opens the file through that
+	// link under Path, then removes the link.
+	FileRemap = "remap"
 )
 
 // File is one file object, resolved by ckpt-files. Many fds and mappings
@@ -231,11 +244,30 @@ type File struct {
 	Size    int64  `msgpack:"size"`
 	MtimeNs int64  `msgpack:"mtime_ns"`
 	Rdev    uint64 `msgpack:"rdev"`
+	// UID and GID own the file (set for ghosts, which restore recreates).
+	UID uint32 `msgpack:"uid,omitempty"`
+	GID uint32 `msgpack:"gid,omitempty"`
+	// RemapPath is the hidden hard link of a remap File, made at dump in
+	// the directory of Path (or its nearest existing parent).
+	RemapPath string `msgpack:"remap_path,omitempty"`
+}
+
+// GhostData is a run of the contents of a ghost File: Data is what the
+// file holds at Offset, at most MaxChunk bytes. Only data extents are
+// sent (SEEK_DATA, SEEK_HOLE); whatever no record covers, up to the
+// File's Size, is a hole and reads as zeros.
+type GhostData struct {
+	FileID int    `msgpack:"file_id"`
+	Offset int64  `msgpack:"offset"`
+	Data   []byte `msgpack:"data"`
 }
 
 // Pages is a run of page contents of one task: Data holds len(Data)/page
-// size whole pages starting at Addr. At most MaxChunk bytes. Pages that
-// read as all zero are not stored; restore leaves them as fresh zero pages.
+// size whole pages starting at Addr. At most MaxChunk bytes; ckpt-mem also
+// cuts runs at every 1 MiB-aligned address and at mapping ends. Pages of
+// anonymous mappings that read as all zero are not stored (restore leaves
+// them as fresh zero pages); in private file mappings they are, since
+// there a missing page would read as the file's contents.
 type Pages struct {
 	PID  int    `msgpack:"pid"`
 	Addr uint64 `msgpack:"addr"`

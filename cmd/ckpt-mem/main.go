@@ -1,0 +1,101 @@
+// Command ckpt-mem dumps the memory of the tasks in a ckpt record stream.
+//
+// Synopsis:
+//
+//	ckpt-scan PID | ckpt-files | ckpt-mem [-v] | ckpt-pack > img
+//
+// ckpt-mem reads a record stream on stdin and writes it to stdout with
+// every record passed on untouched; after each task record it adds that
+// task's pages records: the pages that matter of its private mappings,
+// read from the live process as it is now, in runs of at most 1 MiB, with
+// all-zero anonymous pages left out. Upstream, ckpt-scan holds the tree
+// frozen while ckpt-mem reads it; ckpt-mem closes its input only once its
+// own reader is gone (see docs/FORMAT.md, "Holding the tree").
+//
+// Run alone on a saved stream (ckpt-mem < scan.stream) it reads the
+// processes as they are now, and refuses one whose PID now belongs to
+// another process. Shared anonymous memory is not supported yet: a task
+// with such a mapping fails the dump. See docs/ckpt-mem.md.
+//
+// Options:
+//
+//	-v    say, for each task, how many pages and bytes were dumped and how long it took
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/ckpt/ckpt/lib/image"
+	"github.com/ckpt/ckpt/lib/pages"
+	"github.com/ckpt/ckpt/lib/stage"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "ckpt-mem: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ckpt-mem", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	verbose := fs.Bool("v", false, "report pages, bytes and time for each task on stderr")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: ckpt-mem [-v] < stream > stream\n\n"+
+			"Adds the pages of every task in the stream, read from the live process.\n\n"+
+			"Example:\n\tckpt-scan 1234 | ckpt-files | ckpt-mem -v | ckpt-pack > app.ckpt\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+
+	st, err := stage.Open("ckpt-mem", stdin, stdout)
+	if err != nil {
+		return err
+	}
+	if st.Header.PageSize != os.Getpagesize() {
+		return fmt.Errorf("stream page size %d differs from this machine's %d",
+			st.Header.PageSize, os.Getpagesize())
+	}
+	d := &dumper{out: st.Out, pages: pages.NewDumper(0)}
+	if *verbose {
+		d.log = stderr
+	}
+	start := time.Now()
+	for {
+		rec, err := st.In.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := st.Out.WriteRecord(rec); err != nil {
+			return fmt.Errorf("write %s record: %w", rec.Kind, err)
+		}
+		if rec.Kind == image.KindTask {
+			if err := d.dumpTask(rec); err != nil {
+				return err
+			}
+		}
+	}
+	d.summary(time.Since(start))
+	return st.Finish()
+}
