@@ -60,7 +60,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	opt := restore.Options{PIDWait: *pidWait, AcceptChanged: *accept,
 		Note: func(s string) { fmt.Fprintf(stderr, "ckpt-restore: %s\n", s) }}
-	res, err := restore.Restore(stream.NewReader(ar), ar.Finish, opt)
+	sr := stream.NewReader(ar)
+	sr.Reuse = true
+	res, err := restore.Restore(sr, ar.Finish, opt)
 	if err != nil {
 		return err
 	}

@@ -68,6 +68,11 @@ type Reader struct {
 	end     *image.End
 	hdrErr  error
 	started bool
+	// Reuse, when set, makes every record's Body share one buffer: a
+	// body is then valid only until the next call to Next. Consumers that
+	// decode each record at once set it and save an allocation per record.
+	Reuse bool
+	buf   []byte
 }
 
 // NewReader returns a Reader on r.
@@ -205,7 +210,15 @@ func (r *Reader) frame() (Record, error) {
 	if blen > MaxRecord {
 		return fail(fmt.Errorf("%s record of %d bytes is over the %d limit", kind, blen, MaxRecord))
 	}
-	body := make([]byte, blen)
+	var body []byte
+	if r.Reuse {
+		if cap(r.buf) < blen {
+			r.buf = make([]byte, blen)
+		}
+		body = r.buf[:blen]
+	} else {
+		body = make([]byte, blen)
+	}
 	if err := r.full(body); err != nil {
 		return fail(err)
 	}
