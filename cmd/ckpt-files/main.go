@@ -16,7 +16,13 @@
 //
 // Options:
 //
-//	-v  say what was resolved
+//	-v                     say what was resolved
+//	--max-ghost-size SIZE  refuse an unlinked file (ghost) that holds more
+//	                       than SIZE bytes of data (suffixes K, M, G, T:
+//	                       powers of 1024); default: no limit
+//	--ghost-clone          keep each ghost in a hidden file beside its old
+//	                       name (FICLONE on btrfs and XFS, copy_file_range
+//	                       elsewhere) instead of in the stream
 package main
 
 import (
@@ -26,8 +32,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,6 +49,7 @@ executables) in the live tree, and add one file record per file.
 
 Example:
   ckpt-scan $PID | ckpt-files -v | ckpt-mem | ckpt-pack > /tmp/p.img
+  ckpt-scan $PID | ckpt-files --max-ghost-size 100M | ckpt-mem | ckpt-pack > /tmp/p.img
   ckpt-files < scan.stream > files.stream   # reads the live tree as it is now
 
 Options:
@@ -61,6 +70,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet("ckpt-files", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	verbose := fs.Bool("v", false, "say what was resolved")
+	var maxGhost size
+	clone := fs.Bool("ghost-clone", false, "keep each unlinked file (ghost) in a hidden file "+
+		"beside its old name (FICLONE, else copy_file_range) instead of in the stream")
+	fs.Var(&maxGhost, "max-ghost-size", "refuse an unlinked file (ghost) holding more than "+
+		"`SIZE` bytes of data (K, M, G, T: powers of 1024; default no limit)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -80,7 +94,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			fmt.Fprintf(stderr, "ckpt-files: %s in %v\n", describe(s), s.Took.Round(time.Microsecond))
 		}
 	}
-	_, err := files.Run(ctx, stdin, stdout, report)
+	_, err := files.Run(ctx, stdin, stdout,
+		files.Options{MaxGhostSize: int64(maxGhost), GhostClone: *clone}, report)
 	return err
 }
 
@@ -100,5 +115,43 @@ func describe(s *files.Summary) string {
 	if s.Shared > 0 {
 		line += fmt.Sprintf(", %d fds share an earlier fd's open file", s.Shared)
 	}
+	if s.Files["ghost"] > 0 {
+		line += fmt.Sprintf(", %s of ghost data", bytesString(s.GhostBytes))
+	}
 	return line
+}
+
+// size is a byte count given with an optional K, M, G or T suffix
+// (powers of 1024; a trailing "B" or "iB" is allowed).
+type size int64
+
+func (s *size) String() string { return strconv.FormatInt(int64(*s), 10) }
+
+func (s *size) Set(v string) error {
+	num := strings.TrimSuffix(strings.TrimSuffix(strings.ToUpper(v), "B"), "I")
+	shift := 0
+	for i, unit := range []string{"K", "M", "G", "T"} {
+		if n, ok := strings.CutSuffix(num, unit); ok {
+			num, shift = n, 10*(i+1)
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64>>shift {
+		return fmt.Errorf("bad size %q: want a number of bytes, with K, M, G or T", v)
+	}
+	*s = size(n << shift)
+	return nil
+}
+
+// bytesString spells a byte count for people.
+func bytesString(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
 }

@@ -90,3 +90,29 @@ func TestWaitsForReader(t *testing.T) {
 		t.Fatal("still waiting 10s after its reader went away")
 	}
 }
+
+func TestSize(t *testing.T) {
+	good := map[string]int64{"0": 0, "123": 123, "1K": 1024, "64M": 64 << 20, "64MiB": 64 << 20,
+		"2g": 2 << 30, "1T": 1 << 40, "10B": 10, "3KB": 3072}
+	for in, want := range good {
+		var s size
+		if err := s.Set(in); err != nil || int64(s) != want {
+			t.Errorf("%q: got %d, %v; want %d", in, s, err, want)
+		}
+	}
+	for _, in := range []string{"", "M", "-1", "1.5G", "1X", "9999999T", "iB"} {
+		var s size
+		if err := s.Set(in); err == nil {
+			t.Errorf("%q: got %d, want an error", in, s)
+		}
+	}
+}
+
+func TestMaxGhostSizeFlag(t *testing.T) {
+	var stderr bytes.Buffer
+	err := run(context.Background(), []string{"--max-ghost-size", "lots"},
+		bytes.NewReader(emptyStream(t)), io.Discard, &stderr)
+	if err == nil || !strings.Contains(stderr.String(), "bad size") {
+		t.Fatalf("got %v, %q", err, stderr.String())
+	}
+}

@@ -13,18 +13,12 @@ import (
 // decides nothing.
 const deletedSuffix = " (deleted)"
 
-// Kinds of unreachable regular files. classify tells them apart; until
-// they can be dumped, resolve refuses both (see ghost and remap in
-// docs/files.md).
-const (
-	kindGhost = "ghost" // link count 0: only its contents can bring it back
-	kindRemap = "remap" // no name here, but linked elsewhere: a hidden link can
-)
-
 // verdict is what classify decided about one inode.
 type verdict struct {
-	Kind string // an image.File* kind, kindGhost or kindRemap
-	Path string // the name that leads to the inode; empty if none does
+	Kind string // an image.File* kind
+	// Path is the name that leads to the inode; for a ghost or a remap,
+	// the name it had, without the deleted suffix the kernel added.
+	Path string
 }
 
 // devices are the character devices a task may keep open by path: they
@@ -57,6 +51,16 @@ func classify(live stat, names []string, lookup func(string) (stat, error),
 		return reachable(live, path)
 	}
 	return unreachable(live, names[0], shmDev)
+}
+
+// oldName is the name a file had before it was unlinked: the kernel's
+// name for it with one deleted suffix cut. A file really named
+// "x (deleted)" reads "x (deleted) (deleted)" once unlinked.
+func oldName(name string) string {
+	if p, ok := strings.CutSuffix(name, deletedSuffix); ok && p != "" {
+		return p
+	}
+	return name
 }
 
 // kernelObject refuses an inode that has no path at all (pipes, sockets,
@@ -128,9 +132,9 @@ func unreachable(live stat, name string, shmDev uint64) (verdict, error) {
 	switch live.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
 		if live.Nlink == 0 {
-			return verdict{Kind: kindGhost}, nil
+			return verdict{Kind: image.FileGhost, Path: oldName(name)}, nil
 		}
-		return verdict{Kind: kindRemap}, nil
+		return verdict{Kind: image.FileRemap, Path: oldName(name)}, nil
 	case unix.S_IFDIR:
 		return verdict{}, notSupported("removed directories")
 	}

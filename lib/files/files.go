@@ -11,12 +11,15 @@
 //	        restore opens the path
 //	device  a stateless character device reached by its path (/dev/null,
 //	        /dev/zero, /dev/full, /dev/random, /dev/urandom)
+//	ghost   a regular file with link count 0: its contents follow as
+//	        ghost-data records, data extents only, so holes stay holes
+//	remap   a regular file unlinked at its path but linked elsewhere: a
+//	        hidden hard link is made beside its old name, nothing is copied
 //
 // Anything else is refused with an *Error that wraps ErrNotSupported and
 // names the task, the fd or mapping and the file: pipes, sockets, anon
-// inodes, terminals and other devices, memfd and shared memory, and files
-// that are unlinked (ghosts) or reachable only by another name (link
-// remaps), which come next.
+// inodes, terminals and other devices, memfd and shared memory, and
+// removed directories.
 //
 // Fds of one task that share an open file description (kcmp KCMP_FILE,
 // which needs CONFIG_KCMP) point at the lowest fd of it (Fd.Shares).
@@ -40,12 +43,15 @@ const StageName = "ckpt-files"
 // Run is the ckpt-files stage. It reads a stream from in, keeps its task
 // and fd records and passes every other record on as it comes. At the end
 // it resolves the files in the live tree and writes the File records,
-// then the task records and the fd records in their order, with their
-// file IDs set, then the end record. It calls report, if not nil, with
-// what it resolved, and returns once the reader of out, if out is a pipe,
-// has gone away (stage.Finish): that can be long after, when the stages
-// downstream still read the tree.
-func Run(ctx context.Context, in io.Reader, out io.Writer,
+// each ghost followed by its contents (ghost-data records), then the task
+// records and the fd records in their order, with their file IDs set,
+// then the end record. It calls report, if not nil, with what it resolved, and returns
+// once the reader of out, if out is a pipe, has gone away (stage.Finish):
+// that can be long after, when the stages downstream still read the tree.
+//
+// If it fails before its end record is written, it removes the hidden
+// links it made for remaps.
+func Run(ctx context.Context, in io.Reader, out io.Writer, opt Options,
 	report func(*Summary)) (*Summary, error) {
 	s, err := stage.Open(StageName, in, out)
 	if err != nil {
@@ -61,22 +67,24 @@ func Run(ctx context.Context, in io.Reader, out io.Writer,
 	}
 
 	start := time.Now()
-	files, sum, err := Resolve(ctx, tasks, fds)
+	res, err := Resolve(ctx, tasks, fds, opt)
 	if err != nil {
 		return nil, err
 	}
-	sum.Took = time.Since(start)
 
-	if err := write(s, files, tasks, fds); err != nil {
-		return nil, err
+	err = write(ctx, s, res, opt, tasks, fds)
+	if err == nil {
+		err = s.Out.End()
 	}
-	if err := s.Out.Flush(); err != nil {
-		return nil, fmt.Errorf("write records: %w", err)
+	if err != nil {
+		return nil, errors.Join(err, res.Undo())
 	}
+	sum := res.Summary
+	sum.Took = time.Since(start)
 	if report != nil {
 		report(sum)
 	}
-	return sum, s.Finish()
+	return sum, stage.WaitReaderGone(out)
 }
 
 // collect reads the rest of the stream, keeping task and fd records and
@@ -113,12 +121,25 @@ func collect(s *stage.Stage) ([]*image.Task, []*image.Fd, error) {
 	}
 }
 
-// write writes the files first, so that every record that points at one
-// comes after it, then the tasks and fds.
-func write(s *stage.Stage, files []image.File, tasks []*image.Task, fds []*image.Fd) error {
-	for i := range files {
-		if err := s.Out.Write(image.KindFile, &files[i]); err != nil {
+// write writes the files first, each ghost followed by its contents, so
+// that every record that points at a file comes after it, then the tasks
+// and fds.
+func write(ctx context.Context, s *stage.Stage, res *Result, opt Options,
+	tasks []*image.Task, fds []*image.Fd) error {
+	g := newGhostWriter(s.Out, opt.MaxGhostSize)
+	for i := range res.Files {
+		f := &res.Files[i]
+		if err := s.Out.Write(image.KindFile, f); err != nil {
 			return fmt.Errorf("write file record: %w", err)
+		}
+		if f.Kind != image.FileGhost {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := res.writeGhost(g, f); err != nil {
+			return err
 		}
 	}
 	for _, t := range tasks {

@@ -2,6 +2,7 @@ package files
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,7 +16,31 @@ type Summary struct {
 	Mappings int            // file mappings
 	Files    map[string]int // File records by kind
 	Shared   int            // fds that share an earlier fd's open file description
-	Took     time.Duration  // time spent resolving, in Run
+	// GhostBytes counts the contents of ghosts written to the stream (data
+	// extents only), set by Run.
+	GhostBytes int64
+	Took       time.Duration // time spent resolving and saving ghosts, in Run
+}
+
+// Options tune how files are resolved.
+type Options struct {
+	// MaxGhostSize, when positive, is the most data (bytes in data
+	// extents, holes not counted) one ghost may hold: a bigger one stops
+	// the dump. Zero means no limit.
+	MaxGhostSize int64
+	// GhostClone keeps each ghost in a hidden file beside its old name
+	// (FICLONE on btrfs and XFS, copy_file_range elsewhere) instead of
+	// in the stream, where the filesystem allows; those become
+	// ghost-clone Files. MaxGhostSize does not apply to them.
+	GhostClone bool
+}
+
+// Result is what Resolve found: one File per inode, and for ghosts and
+// remaps the use through which ckpt-files reaches the file.
+type Result struct {
+	Files   []image.File
+	Summary *Summary
+	sources map[int]*usage // by File ID: ghosts and remaps
 }
 
 // devIno identifies an inode.
@@ -36,10 +61,12 @@ type inode struct {
 }
 
 type resolver struct {
-	shmDev uint64
-	inodes map[devIno]*inode
-	order  []*inode // in order of first use
-	sum    Summary
+	opt     Options
+	shmDev  uint64
+	inodes  map[devIno]*inode
+	order   []*inode // in order of first use
+	sources map[int]*usage
+	sum     Summary
 }
 
 // Resolve finds the file behind every exe, file mapping and fd of tasks
@@ -48,30 +75,45 @@ type resolver struct {
 // and mappings of each task, then fds). It sets Task.ExeFileID,
 // Vma.FileID, Fd.FileID, Fd.Shares and Fd.Shared in place.
 //
+// For every remap it makes a hidden hard link (File.RemapPath), and with
+// Options.GhostClone a hidden clone of every ghost it can (ClonePath); if
+// Resolve fails it removes those it made, and after it succeeds
+// Result.Undo does.
+//
 // Preconditions: the tasks are held still (ckpt-scan holds them frozen)
 // and the caller may ptrace them (kcmp and map_files need it).
-func Resolve(ctx context.Context, tasks []*image.Task,
-	fds []*image.Fd) ([]image.File, *Summary, error) {
+func Resolve(ctx context.Context, tasks []*image.Task, fds []*image.Fd,
+	opt Options) (*Result, error) {
 	shm, err := shmemDev()
 	if err != nil {
 		shm = ^uint64(0) // no memfd here: nothing lives on the shmem mount
 	}
-	r := &resolver{shmDev: shm, inodes: map[devIno]*inode{}}
+	r := &resolver{opt: opt, shmDev: shm, inodes: map[devIno]*inode{},
+		sources: map[int]*usage{}}
 	r.sum.Files = map[string]int{}
 
 	if err := r.collect(ctx, tasks, fds); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 
 	files, err := r.resolve(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 
 	if err := r.shares(fds); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return files, &r.sum, nil
+
+	res := &Result{Files: files, Summary: &r.sum, sources: r.sources}
+	err = res.linkRemaps()
+	if err == nil && opt.GhostClone {
+		err = res.cloneGhosts()
+	}
+	if err != nil {
+		return nil, errors.Join(err, res.Undo())
+	}
+	return res, nil
 }
 
 // collect finds every use of a file and stats it through /proc.
@@ -188,6 +230,13 @@ func (r *resolver) resolve(ctx context.Context) ([]image.File, error) {
 		for _, us := range in.uses {
 			*us.id = f.ID
 		}
+		if f.Kind == image.FileGhost || f.Kind == image.FileRemap {
+			src := source(in)
+			r.sources[f.ID] = src
+			if err := r.checkGhost(&f, src); err != nil {
+				return nil, &Error{Use: src.Use, Path: src.names[0], Err: err}
+			}
+		}
 		files = append(files, f)
 		r.sum.Files[f.Kind]++
 	}
@@ -211,16 +260,8 @@ func (r *resolver) file(in *inode) (image.File, error) {
 		return image.File{}, err
 	}
 
-	switch v.Kind {
-	case kindGhost:
-		// Saving the contents of unlinked files (ghosts) is the next step.
-		return image.File{}, notSupported("unlinked files")
-	case kindRemap:
-		// Hidden hard links (link remaps) are the next step too.
-		return image.File{}, notSupported("unlinked files that are linked elsewhere")
-	}
 	st := in.live
-	return image.File{
+	f := image.File{
 		Kind:    v.Kind,
 		Path:    v.Path,
 		Dev:     st.Dev,
@@ -229,5 +270,25 @@ func (r *resolver) file(in *inode) (image.File, error) {
 		Size:    st.Size,
 		MtimeNs: st.MtimeNs,
 		Rdev:    st.Rdev,
-	}, nil
+	}
+	if v.Kind == image.FileGhost {
+		f.UID, f.GID = st.UID, st.GID
+	}
+	return f, nil
+}
+
+// source picks the use through which a ghost's contents are read or a
+// remap's hidden link is made: an fd if there is one (the cheapest to
+// open), else a mapping, else the exe.
+func source(in *inode) *usage {
+	best := in.uses[0]
+	for _, us := range in.uses {
+		if us.Kind == UseFd {
+			return us
+		}
+		if us.Kind == UseMapping && best.Kind == UseExe {
+			best = us
+		}
+	}
+	return best
 }

@@ -26,7 +26,7 @@ func self(t *testing.T) *image.Task {
 func TestTaskChanged(t *testing.T) {
 	task := self(t)
 	task.StartTime++
-	_, _, err := Resolve(context.Background(), []*image.Task{task}, nil)
+	_, err := Resolve(context.Background(), []*image.Task{task}, nil, Options{})
 	var fe *Error
 	if !errors.As(err, &fe) || !errors.Is(err, ErrChanged) || fe.Use.PID != os.Getpid() {
 		t.Fatalf("got %v, want the task refused as changed", err)
@@ -46,7 +46,7 @@ func TestFdChanged(t *testing.T) {
 	}
 	fd := &image.Fd{PID: os.Getpid(), Fd: int(f.Fd()), Link: f.Name(),
 		Dev: live.Dev, Ino: live.Ino + 1}
-	_, _, err = Resolve(context.Background(), []*image.Task{self(t)}, []*image.Fd{fd})
+	_, err = Resolve(context.Background(), []*image.Task{self(t)}, []*image.Fd{fd}, Options{})
 	if !errors.Is(err, ErrChanged) || !strings.Contains(err.Error(), "the scan saw inode") {
 		t.Fatalf("got %v, want the fd refused as changed", err)
 	}
@@ -54,7 +54,7 @@ func TestFdChanged(t *testing.T) {
 
 func TestFdWithoutTask(t *testing.T) {
 	fd := &image.Fd{PID: os.Getpid(), Fd: 0, Link: "/dev/null"}
-	_, _, err := Resolve(context.Background(), nil, []*image.Fd{fd})
+	_, err := Resolve(context.Background(), nil, []*image.Fd{fd}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "no task record") {
 		t.Fatalf("got %v", err)
 	}
@@ -74,7 +74,7 @@ func TestPassThrough(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	sum, err := Run(context.Background(), &in, &out, nil)
+	sum, err := Run(context.Background(), &in, &out, Options{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if _, err := Run(context.Background(), &in, &out, nil); err == nil {
+	if _, err := Run(context.Background(), &in, &out, Options{}, nil); err == nil {
 		t.Fatal("a stream that went through ckpt-files was taken again")
 	}
 }
@@ -118,7 +118,7 @@ func TestTruncatedInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if _, err := Run(context.Background(), &in, &out, nil); !errors.Is(err, stream.ErrTruncated) {
+	if _, err := Run(context.Background(), &in, &out, Options{}, nil); !errors.Is(err, stream.ErrTruncated) {
 		t.Fatalf("got %v, want a truncated stream refused", err)
 	}
 }

@@ -20,6 +20,8 @@ type stat struct {
 	Size    int64
 	Rdev    uint64
 	MtimeNs int64
+	UID     uint32
+	GID     uint32
 }
 
 func fromStatT(st *unix.Stat_t) stat {
@@ -31,6 +33,8 @@ func fromStatT(st *unix.Stat_t) stat {
 		Size:    st.Size,
 		Rdev:    st.Rdev,
 		MtimeNs: st.Mtim.Nano(),
+		UID:     st.Uid,
+		GID:     st.Gid,
 	}
 }
 
@@ -110,4 +114,59 @@ func ignoringEINTR(fn func() error) error {
 // devString spells a device number as major:minor.
 func devString(dev uint64) string {
 	return fmt.Sprintf("%d:%d", unix.Major(dev), unix.Minor(dev))
+}
+
+// openSource opens the file behind a use through its /proc link, for
+// reading its contents: a new open file description, so the task's
+// offset is left alone. O_NOATIME keeps the access time as it was where
+// the caller may set it.
+func openSource(u Use) (*os.File, error) {
+	path := procPath(u)
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOATIME, 0)
+	if errors.Is(err, unix.EPERM) {
+		f, err = os.OpenFile(path, os.O_RDONLY, 0)
+	}
+	return f, err
+}
+
+// dataExtents calls fn with the start and end of every data extent of f
+// below size, in order, as SEEK_DATA and SEEK_HOLE find them. A
+// filesystem without holes reports the whole file as one extent.
+func dataExtents(f *os.File, size int64, fn func(off, end int64) error) error {
+	fd := int(f.Fd())
+	for off := int64(0); off < size; {
+		data, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			return nil // no data after off
+		}
+		if err != nil {
+			return fmt.Errorf("seek data from %d: %w", off, err)
+		}
+		if data >= size {
+			return nil
+		}
+		hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+		if err != nil {
+			return fmt.Errorf("seek hole from %d: %w", data, err)
+		}
+		hole = min(hole, size)
+		if err := fn(data, hole); err != nil {
+			return err
+		}
+		off = hole
+	}
+	return nil
+}
+
+// linkFollow makes a new name to for the file that the /proc link from
+// leads to (linkat with AT_SYMLINK_FOLLOW). It fails with ENOENT for a
+// file with no name left.
+func linkFollow(from, to string) error {
+	err := ignoringEINTR(func() error {
+		return unix.Linkat(unix.AT_FDCWD, from, unix.AT_FDCWD, to, unix.AT_SYMLINK_FOLLOW)
+	})
+	if err != nil {
+		return &os.LinkError{Op: "link", Old: from, New: to, Err: err}
+	}
+	return nil
 }

@@ -230,6 +230,12 @@ const (
 	// RemapPath; nothing is copied. Restore opens the file through that
 	// link under Path, then removes the link.
 	FileRemap = "remap"
+	// FileGhostClone is a ghost whose contents ckpt-files kept in a
+	// hidden file beside its old name, ClonePath (a FICLONE clone, or a
+	// copy_file_range copy), instead of in the stream: no ghost-data
+	// records follow. Restore uses ClonePath as it would the ghost's
+	// contents, then removes it.
+	FileGhostClone = "ghost-clone"
 )
 
 // File is one file object, resolved by ckpt-files. Many fds and mappings
@@ -250,6 +256,9 @@ type File struct {
 	// RemapPath is the hidden hard link of a remap File, made at dump in
 	// the directory of Path (or its nearest existing parent).
 	RemapPath string `msgpack:"remap_path,omitempty"`
+	// ClonePath is the hidden file holding a ghost-clone's contents, made
+	// at dump in the directory of Path (or its nearest existing parent).
+	ClonePath string `msgpack:"clone_path,omitempty"`
 }
 
 // GhostData is a run of the contents of a ghost File: Data is what the

@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/ckpt/ckpt/lib/ghost"
 	"github.com/ckpt/ckpt/lib/image"
 	"github.com/ckpt/ckpt/lib/ptrace"
 	"github.com/ckpt/ckpt/lib/stream"
@@ -55,7 +56,8 @@ func Restore(r *stream.Reader, verify func() error, opt Options) (*Result, error
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	rs := &restorer{opt: opt, files: map[int]*image.File{}, res: &Result{}}
+	rs := &restorer{opt: opt, files: map[int]*image.File{}, ghosts: ghost.NewHolder(),
+		res: &Result{}}
 	err := rs.run(r, verify)
 	if err != nil {
 		rs.abort()
@@ -67,11 +69,16 @@ func Restore(r *stream.Reader, verify func() error, opt Options) (*Result, error
 type restorer struct {
 	opt   Options
 	files map[int]*image.File
-	fds   []image.Fd
-	tk    *image.Task
-	t     *task
-	stub  int
-	res   *Result
+	// ghosts holds the ghost and remap files open in the restorer, under
+	// their old names, for the tasks to open; sealed once the first task
+	// record comes, after every file and ghost-data record.
+	ghosts *ghost.Holder
+	sealed bool
+	fds    []image.Fd
+	tk     *image.Task
+	t      *task
+	stub   int
+	res    *Result
 }
 
 func (rs *restorer) note(format string, args ...any) {
@@ -126,10 +133,20 @@ func (rs *restorer) record(r *stream.Reader, rec stream.Record) error {
 		if err := rec.Decode(&f); err != nil {
 			return r.Errorf("%w", err)
 		}
-		if err := checkFile(&f, rs.opt.AcceptChanged); err != nil {
+		if ghost.Holds(&f) {
+			if err := rs.ghosts.Add(&f); err != nil {
+				return err
+			}
+		} else if err := checkFile(&f, rs.opt.AcceptChanged); err != nil {
 			return err
 		}
 		rs.files[f.ID] = &f
+	case image.KindGhostData:
+		var d image.GhostData
+		if err := rec.Decode(&d); err != nil {
+			return r.Errorf("%w", err)
+		}
+		return rs.ghosts.Write(&d)
 	case image.KindFd:
 		var fd image.Fd
 		if err := rec.Decode(&fd); err != nil {
@@ -146,6 +163,12 @@ func (rs *restorer) record(r *stream.Reader, rec stream.Record) error {
 				"process trees are not supported yet", tk.PID)
 		}
 		rs.tk = &tk
+		if !rs.sealed {
+			rs.sealed = true
+			if err := rs.ghosts.Seal(); err != nil {
+				return err
+			}
+		}
 		return rs.prepare()
 	case image.KindPages:
 		var p image.Pages
@@ -274,7 +297,7 @@ func (rs *restorer) mapAll() error {
 		if v.Shared && v.Prot&unix.PROT_WRITE != 0 {
 			flags = unix.O_RDWR | unix.O_CLOEXEC
 		}
-		fd, err := t.openFile(f.Path, flags)
+		fd, err := rs.openFile(f, flags)
 		if err != nil {
 			return err
 		}
@@ -307,7 +330,7 @@ func (rs *restorer) finish() error {
 		return err
 	}
 	steps := []func() error{
-		func() error { return t.restoreFds(rs.fds, rs.files) },
+		func() error { return t.restoreFds(rs.fds, rs.files, rs.openFile) },
 		func() error { return t.restoreFsState(tk) },
 		func() error { return t.restoreRlimits(tk.Rlimits) },
 		func() error { return t.restoreSigactions(tk.SigActions) },
@@ -322,6 +345,11 @@ func (rs *restorer) finish() error {
 		if err := step(); err != nil {
 			return err
 		}
+	}
+	// Every file is open in the task: let the ghosts go, remove the
+	// hidden links of remaps.
+	if err := rs.ghosts.Close(); err != nil {
+		return err
 	}
 	rs.res.Fds = len(rs.fds)
 	// The last injected call removes the injection area itself.
@@ -352,7 +380,7 @@ func (rs *restorer) restoreMM() error {
 	if !ok {
 		return fmt.Errorf("pid %d: executable %s: no file resolved for it", t.pid, tk.Exe)
 	}
-	fd, err := t.openFile(exe.Path, unix.O_RDONLY|unix.O_CLOEXEC)
+	fd, err := rs.openFile(exe, unix.O_RDONLY|unix.O_CLOEXEC)
 	if err != nil {
 		return err
 	}
@@ -365,10 +393,24 @@ func (rs *restorer) restoreMM() error {
 
 // abort kills whatever was created so far.
 func (rs *restorer) abort() {
+	rs.ghosts.Abort()
 	if rs.t != nil {
 		kill(rs.t.pid)
 	}
 	if rs.stub != 0 {
 		kill(rs.stub)
 	}
+}
+
+// openFile opens f in the task being restored: a ghost or remap through
+// the restorer's held file, anything else by its path.
+func (rs *restorer) openFile(f *image.File, flags int) (uint64, error) {
+	path := f.Path
+	if ghost.Holds(f) {
+		var err error
+		if path, err = rs.ghosts.Path(f.ID); err != nil {
+			return 0, err
+		}
+	}
+	return rs.t.openFile(path, flags)
 }

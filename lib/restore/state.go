@@ -29,18 +29,20 @@ func (t *task) openFile(path string, flags int) (uint64, error) {
 // restoreFds opens every saved descriptor at its number, with its flags
 // and offset. An fd that shares its open file description with an
 // earlier one (Shares) is a dup of it, so the offset stays shared.
-func (t *task) restoreFds(fds []image.Fd, files map[int]*image.File) error {
+func (t *task) restoreFds(fds []image.Fd, files map[int]*image.File,
+	open func(*image.File, int) (uint64, error)) error {
 	fds = slices.Clone(fds)
 	slices.SortFunc(fds, func(a, b image.Fd) int { return a.Fd - b.Fd })
 	for _, fd := range fds {
-		if err := t.restoreFd(fd, files); err != nil {
+		if err := t.restoreFd(fd, files, open); err != nil {
 			return fmt.Errorf("pid %d fd %d (%s): %w", t.pid, fd.Fd, fd.Link, err)
 		}
 	}
 	return nil
 }
 
-func (t *task) restoreFd(fd image.Fd, files map[int]*image.File) error {
+func (t *task) restoreFd(fd image.Fd, files map[int]*image.File,
+	open func(*image.File, int) (uint64, error)) error {
 	cloexec := uint64(0)
 	if fd.Flags&unix.O_CLOEXEC != 0 {
 		cloexec = unix.O_CLOEXEC
@@ -53,7 +55,7 @@ func (t *task) restoreFd(fd image.Fd, files map[int]*image.File) error {
 	if !ok {
 		return fmt.Errorf("no file resolved for it (was the stream passed through ckpt-files?)")
 	}
-	got, err := t.openFile(f.Path, fd.Flags)
+	got, err := open(f, fd.Flags)
 	if err != nil {
 		return err
 	}
