@@ -1,0 +1,176 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/ckpt/ckpt/lib/freeze"
+	"github.com/ckpt/ckpt/lib/image"
+	"github.com/ckpt/ckpt/lib/procfs"
+	"github.com/ckpt/ckpt/lib/ptrace"
+	"golang.org/x/sys/unix"
+)
+
+// collect reads everything about frozen process pid that the task and fd
+// records carry.
+//
+// Preconditions: pid is frozen in tree, by this OS thread.
+func collect(pid int, tree *freeze.Tree) (*image.Task, []image.Fd, error) {
+	tids := tree.Threads(pid)
+	if err := checkShape(pid, len(tids)); err != nil {
+		return nil, nil, err
+	}
+	task, err := collectTask(pid)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, tid := range tids {
+		th, err := collectThread(tid)
+		if err != nil {
+			return nil, nil, fmt.Errorf("pid %d: %w", pid, err)
+		}
+		task.Threads = append(task.Threads, th)
+	}
+	if err := injectAll(task); err != nil {
+		return nil, nil, err
+	}
+	fds, err := collectFds(pid)
+	if err != nil {
+		return nil, nil, err
+	}
+	return task, fds, nil
+}
+
+// collectTask reads what /proc says about the process as a whole.
+func collectTask(pid int) (*image.Task, error) {
+	st, err := procfs.ReadStat(pid)
+	if err != nil {
+		return nil, err
+	}
+	status, err := procfs.ReadStatus(pid)
+	if err != nil {
+		return nil, err
+	}
+	t := &image.Task{
+		PID: pid, PPID: st.PPID, PGID: st.PGRP, SID: st.Session,
+		StartTime: st.StartTime, Comm: st.Comm,
+		Umask: status.Umask, Creds: status.Creds(), MM: st.MM(),
+	}
+	links := []struct {
+		name string
+		dst  *string
+	}{{"exe", &t.Exe}, {"cwd", &t.Cwd}, {"root", &t.Root}}
+	for _, l := range links {
+		if *l.dst, err = procfs.Readlink(pid, l.name); err != nil {
+			return nil, err
+		}
+	}
+	if t.Personality, err = procfs.ReadPersonality(pid); err != nil {
+		return nil, err
+	}
+	if t.Rlimits, err = procfs.ReadLimits(pid); err != nil {
+		return nil, err
+	}
+	if t.MM.Auxv, err = procfs.ReadAuxv(pid); err != nil {
+		return nil, err
+	}
+	if t.Vmas, err = procfs.ReadSmaps(pid); err != nil {
+		return nil, err
+	}
+	fileIdentity(pid, t.Vmas)
+	if t.Children, err = procfs.Children(pid); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// fileIdentity sets the device and inode of every file mapping from a stat
+// of /proc/PID/map_files/START-END, which, unlike maps, gives the device
+// that stat of the file's path gives (btrfs subvolumes, overlayfs). Each
+// file is stat'ed once. Where map_files cannot be read (it needs
+// CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN) the values of maps stay.
+func fileIdentity(pid int, vmas []image.Vma) {
+	type id struct{ dev, ino uint64 }
+	seen := map[id]id{}
+	for i := range vmas {
+		v := &vmas[i]
+		if v.Ino == 0 || (v.Kind != image.VmaFile && !v.Shared) {
+			continue
+		}
+		key := id{v.Dev, v.Ino}
+		if got, ok := seen[key]; ok {
+			v.Dev, v.Ino = got.dev, got.ino
+			continue
+		}
+		var st unix.Stat_t
+		path := procfs.Path(pid, "map_files/"+strconv.FormatUint(v.Start, 16)+"-"+
+			strconv.FormatUint(v.End, 16))
+		if err := unix.Stat(path, &st); err != nil {
+			continue
+		}
+		seen[key] = id{st.Dev, st.Ino}
+		v.Dev, v.Ino = st.Dev, st.Ino
+	}
+}
+
+// collectThread reads one stopped thread's registers and the state that
+// ptrace and get_robust_list give from outside.
+func collectThread(tid int) (image.Thread, error) {
+	th := image.Thread{TID: tid}
+	regs, err := ptrace.GetRegs(tid)
+	if err != nil {
+		return th, err
+	}
+	th.Regs = ptrace.RegsWords(regs)
+	if th.Xstate, err = ptrace.GetXstate(tid); err != nil {
+		return th, err
+	}
+	if th.SigMask, err = ptrace.GetSigmask(tid); err != nil {
+		return th, err
+	}
+	if th.Rseq, err = ptrace.GetRseq(tid); err != nil {
+		return th, err
+	}
+	if th.RobustList, th.RobustLen, err = ptrace.GetRobustList(tid); err != nil {
+		return th, err
+	}
+	return th, nil
+}
+
+// collectFds reads every open descriptor: fdinfo, the link and a stat
+// through /proc/PID/fd/N.
+func collectFds(pid int) ([]image.Fd, error) {
+	nums, err := procfs.Fds(pid)
+	if err != nil {
+		return nil, err
+	}
+	fds := make([]image.Fd, 0, len(nums))
+	for _, n := range nums {
+		fd, err := collectFd(pid, n)
+		if err != nil {
+			return nil, fmt.Errorf("pid %d fd %d: %w", pid, n, err)
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
+}
+
+func collectFd(pid, n int) (image.Fd, error) {
+	fd := image.Fd{PID: pid, Fd: n}
+	info, err := procfs.ReadFdinfo(pid, n)
+	if err != nil {
+		return fd, err
+	}
+	fd.Flags, fd.Pos, fd.MntID = info.Flags, info.Pos, info.MntID
+	name := "fd/" + strconv.Itoa(n)
+	if fd.Link, err = procfs.Readlink(pid, name); err != nil {
+		return fd, err
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(procfs.Path(pid, name), &st); err != nil {
+		return fd, fmt.Errorf("stat %s: %w", procfs.Path(pid, name), err)
+	}
+	fd.Dev, fd.Ino, fd.Mode, fd.Nlink = st.Dev, st.Ino, st.Mode, st.Nlink
+	fd.Size, fd.Rdev = st.Size, st.Rdev
+	return fd, nil
+}

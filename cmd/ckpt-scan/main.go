@@ -1,0 +1,39 @@
+// Command ckpt-scan freezes a process and writes what it is made of as the
+// start of a ckpt record stream: a header, a task record and one fd record
+// per open descriptor, then an end record. It then holds the process
+// frozen until the stages downstream are done with it.
+//
+// Synopsis:
+//
+//	ckpt-scan [--kill] [-v] PID > stream
+//	ckpt-scan [--kill] [-v] PID | ckpt-files | ckpt-mem | ckpt-pack > img
+//
+// Options:
+//
+//	--kill  keep the process frozen until the final stage reports a
+//	        complete archive on the control socket, then kill it; if the
+//	        dump fails, it resumes instead (stdout must be a pipe)
+//	-v      say on stderr what was scanned and how long the process was
+//	        frozen
+//
+// Only one single-threaded process without children is supported for now;
+// others are refused with a message that says why. See docs/ckpt-scan.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+)
+
+func main() {
+	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "ckpt-scan: %v\n", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
