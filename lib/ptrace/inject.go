@@ -115,9 +115,20 @@ func (j *Injector) step() error {
 			return &Error{"inject", j.TID, errors.New("thread died")}
 		case IsSyscallStop(ws):
 			return nil
+		case ws.Stopped() && isFault(ws.StopSignal()):
+			// The injected code itself faulted: resuming would only
+			// fault again.
+			regs, _ := GetRegs(j.TID)
+			at := uint64(0)
+			if regs != nil {
+				at = regs.Rip
+			}
+			return &Error{"inject", j.TID,
+				fmt.Errorf("%v at %#x during an injected call", ws.StopSignal(), at)}
 		case ws.Stopped():
-			// A stop of another kind (a group stop, SIGSTOP of a new
-			// task): go on towards the syscall stop, dropping it.
+			// A stop of another kind (a ptrace event, a group stop, the
+			// SIGSTOP of a new task): go on towards the syscall stop,
+			// dropping it.
 			if err := ptrace(unix.PTRACE_SYSCALL, j.TID, 0, 0); err != nil {
 				return wrap("ptrace syscall", j.TID, err)
 			}
@@ -170,4 +181,14 @@ func (j *Injector) Restore() error {
 		return err
 	}
 	return SetSigmask(j.TID, j.mask)
+}
+
+// isFault reports whether sig is one the kernel sends for a faulting
+// instruction; such a signal cannot be blocked away.
+func isFault(sig unix.Signal) bool {
+	switch sig {
+	case unix.SIGSEGV, unix.SIGBUS, unix.SIGILL, unix.SIGFPE:
+		return true
+	}
+	return false
 }

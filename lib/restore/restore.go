@@ -273,7 +273,7 @@ func (rs *restorer) startStub() (*task, error) {
 		return nil, err
 	}
 	j.SetSyscallAddr(area)
-	return &task{pid: pid, j: j, area: area}, nil
+	return newTask(pid, j, area), nil
 }
 
 // mapAll maps every saved mapping, opening the files behind them in the

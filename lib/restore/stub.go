@@ -179,7 +179,7 @@ func cloneWithPID(stub *task, pid int) (*task, error) {
 		kill(pid)
 		return nil, err
 	}
-	return &task{pid: pid, j: j, area: stub.area}, nil
+	return newTask(pid, j, stub.area), nil
 }
 
 func binary32(v uint32) []byte {

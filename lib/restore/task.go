@@ -16,13 +16,21 @@ type task struct {
 	pid  int
 	j    *ptrace.Injector
 	area uint64 // start of the injection area in the task
-	free int    // first unused scratch byte of the area, from offset 16
+	free int    // first unused scratch byte of the area
+}
+
+// scratchStart is where scratch memory begins in the injection area,
+// past the instructions at its start.
+const scratchStart = 16
+
+func newTask(pid int, j *ptrace.Injector, area uint64) *task {
+	return &task{pid: pid, j: j, area: area, free: scratchStart}
 }
 
 // call runs one system call in the task. The scratch memory written for
 // it is reused by the next call.
 func (t *task) call(name string, nr uintptr, args ...uint64) (uint64, error) {
-	t.free = 16
+	t.free = scratchStart
 	ret, err := t.j.Syscall(nr, args...)
 	if err != nil {
 		return 0, fmt.Errorf("pid %d: %s: %w", t.pid, name, err)
