@@ -335,6 +335,7 @@ func (rs *restorer) finish() error {
 		func() error { return t.restoreRlimits(tk.Rlimits) },
 		func() error { return t.restoreSigactions(tk.SigActions) },
 		func() error { return t.restoreThreadState(th) },
+		func() error { return t.setComm(tk.Comm) },
 		func() error {
 			_, err := t.call("personality", unix.SYS_PERSONALITY, uint64(tk.Personality))
 			return err

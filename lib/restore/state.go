@@ -245,3 +245,17 @@ const (
 	ssOnStack = 1
 	ssDisable = 2
 )
+
+// setComm gives the task its old command name (prctl PR_SET_NAME); the
+// stub's exec left it named after the restorer.
+func (t *task) setComm(comm string) error {
+	if len(comm) > 15 {
+		comm = comm[:15]
+	}
+	p, err := t.cstring(comm)
+	if err != nil {
+		return err
+	}
+	_, err = t.call("prctl PR_SET_NAME", unix.SYS_PRCTL, unix.PR_SET_NAME, p)
+	return err
+}
