@@ -20,8 +20,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -156,7 +154,7 @@ func (s *subject) run(tb testing.TB, out int) result {
 		tb.Fatal(err)
 	}
 	var res result
-	stop := watchHWM(cmd.Process.Pid, &res.peakRSS)
+	stop := pagestest.WatchHWM(cmd.Process.Pid, &res.peakRSS)
 	if pipe != nil {
 		count := countPages
 		if out == toCounter {
@@ -180,53 +178,6 @@ func (s *subject) run(tb testing.TB, out int) result {
 	}
 	res.verbose = errs.String()
 	return res
-}
-
-// watchHWM reads VmHWM of pid every few milliseconds into *peak, until
-// stop is called, which reads it once more if pid is still there. The
-// kernel's maxrss of a child is no use here: it also counts the memory
-// of the test process, whose address space the child shared until exec.
-func watchHWM(pid int, peak *int64) (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(2 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			if v, err := vmHWM(pid); err == nil {
-				*peak = max(*peak, v)
-			}
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		wg.Wait()
-		if v, err := vmHWM(pid); err == nil {
-			*peak = max(*peak, v)
-		}
-	}
-}
-
-// vmHWM returns the peak resident set size of pid, in bytes.
-func vmHWM(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kib << 10, err
-		}
-	}
-	return 0, fmt.Errorf("pid %d: no VmHWM in status", pid)
 }
 
 // countPages reads a stream to its end with stream.Reader and counts the

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -189,4 +190,51 @@ func kind(v image.Vma) string {
 		return image.VmaAnon
 	}
 	return image.VmaFile
+}
+
+// WatchHWM reads VmHWM of pid every few milliseconds into *peak, until
+// stop is called, which reads it once more if pid is still there. The
+// kernel's maxrss of a child is no use here: it also counts the memory
+// of the test process, whose address space the child shared until exec.
+func WatchHWM(pid int, peak *int64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if v, err := VmHWM(pid); err == nil {
+				*peak = max(*peak, v)
+			}
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+		if v, err := VmHWM(pid); err == nil {
+			*peak = max(*peak, v)
+		}
+	}
+}
+
+// VmHWM returns the peak resident set size of pid, in bytes.
+func VmHWM(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kib, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kib << 10, err
+		}
+	}
+	return 0, fmt.Errorf("pid %d: no VmHWM in status", pid)
 }
