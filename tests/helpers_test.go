@@ -27,6 +27,19 @@ type subject struct {
 // /dev/null and stdout and stderr appended to out (when not empty).
 func start(t *testing.T, out string, name string, args ...string) *subject {
 	t.Helper()
+	return startOut(t, out, &syscall.SysProcAttr{Setpgid: true}, name, args...)
+}
+
+// startAttr starts a subject like start, with its output discarded and
+// attr for its process group and session.
+func startAttr(t *testing.T, attr *syscall.SysProcAttr, name string, args ...string) *subject {
+	t.Helper()
+	return startOut(t, "", attr, name, args...)
+}
+
+func startOut(t *testing.T, out string, attr *syscall.SysProcAttr, name string,
+	args ...string) *subject {
+	t.Helper()
 	cmd := exec.Command(name, args...)
 	if out != "" {
 		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -36,7 +49,7 @@ func start(t *testing.T, out string, name string, args ...string) *subject {
 		defer f.Close()
 		cmd.Stdout, cmd.Stderr = f, f
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
