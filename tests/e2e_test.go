@@ -86,14 +86,17 @@ func TestHeap256(t *testing.T) {
 	}
 }
 
-// TestSleep restores `sleep 1000` while it sleeps: it keeps sleeping and
-// still ends on SIGTERM.
+// TestSleep restores `sleep 1000` while it sleeps, from the archive on
+// stdin: it keeps sleeping and still ends on SIGTERM.
 func TestSleep(t *testing.T) {
 	s := start(t, "", "sleep", "1000")
 	waitFor(t, 5*time.Second, "sleep to sleep", func() bool { return procState(s.pid) == "S" })
 	img := dump(t, s.pid)
 	<-s.exited
-	restore(t, img, s.pid)
+	t.Cleanup(func() { killPID(s.pid) })
+	if stderr, err := run(t, 60*time.Second, "ckpt-restore < "+img); err != nil {
+		t.Fatalf("restore from stdin: %v\n%s", err, stderr)
+	}
 	time.Sleep(500 * time.Millisecond)
 	if st := procState(s.pid); st != "S" {
 		t.Fatalf("restored sleep is in state %q, want S (sleeping)", st)
