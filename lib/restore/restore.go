@@ -171,8 +171,9 @@ func (rs *restorer) record(r *stream.Reader, rec stream.Record) error {
 		}
 		return rs.prepare()
 	case image.KindPages:
+		// p.Data is a view of the record body, valid until the next record.
 		var p image.Pages
-		if err := rec.Decode(&p); err != nil {
+		if err := image.DecodePages(rec.Body, &p); err != nil {
 			return r.Errorf("%w", err)
 		}
 		if rs.tk == nil || p.PID != rs.tk.PID {
