@@ -67,8 +67,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	if *verbose {
-		fmt.Fprintf(stderr, "ckpt-restore: restored pid %v: %d pages (%d MiB), %d fds in %v\n",
-			res.PIDs, res.Pages, res.PageBytes>>20, res.Fds, time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(stderr, "ckpt-restore: restored pid %v: %d threads, %d pages (%d MiB), "+
+			"%d fds in %v\n", res.PIDs, res.Threads, res.Pages, res.PageBytes>>20, res.Fds,
+			time.Since(start).Round(time.Millisecond))
 	}
 	return nil
 }

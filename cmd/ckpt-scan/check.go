@@ -47,20 +47,16 @@ func check(pid int) (freeze.Task, error) {
 	case status.TracerPID != 0:
 		return freeze.Task{}, fmt.Errorf("%s is already traced by %s", name, tracer(status.TracerPID))
 	}
-	if err := checkShape(pid, status.Threads); err != nil {
+	if err := checkShape(pid); err != nil {
 		return freeze.Task{}, err
 	}
 	return freeze.Task{PID: pid, StartTime: st.StartTime}, nil
 }
 
-// checkShape refuses what this version does not dump yet: threads and
-// children. It runs again once the process is frozen, as the process may
-// have started one since the first check.
-func checkShape(pid, threads int) error {
-	if threads > 1 {
-		return fmt.Errorf("pid %d has %d threads: multi-threaded processes are not supported yet",
-			pid, threads)
-	}
+// checkShape refuses what this version does not dump yet: children. It
+// runs again once the process is frozen, as the process may have started
+// one since the first check.
+func checkShape(pid int) error {
 	kids, err := procfs.Children(pid)
 	if err != nil {
 		return fmt.Errorf("pid %d: list children: %w", pid, err)

@@ -17,7 +17,7 @@ import (
 // Preconditions: pid is frozen in tree, by this OS thread.
 func collect(pid int, tree *freeze.Tree) (*image.Task, []image.Fd, error) {
 	tids := tree.Threads(pid)
-	if err := checkShape(pid, len(tids)); err != nil {
+	if err := checkShape(pid); err != nil {
 		return nil, nil, err
 	}
 	task, err := collectTask(pid)
@@ -25,9 +25,9 @@ func collect(pid int, tree *freeze.Tree) (*image.Task, []image.Fd, error) {
 		return nil, nil, err
 	}
 	for _, tid := range tids {
-		th, err := collectThread(tid)
+		th, err := collectThread(pid, tid)
 		if err != nil {
-			return nil, nil, fmt.Errorf("pid %d: %w", pid, err)
+			return nil, nil, fmt.Errorf("pid %d thread %d: %w", pid, tid, err)
 		}
 		task.Threads = append(task.Threads, th)
 	}
@@ -113,10 +113,15 @@ func fileIdentity(pid int, vmas []image.Vma) {
 	}
 }
 
-// collectThread reads one stopped thread's registers and the state that
-// ptrace and get_robust_list give from outside.
-func collectThread(tid int) (image.Thread, error) {
+// collectThread reads one stopped thread's name, registers and the state
+// that ptrace and get_robust_list give from outside.
+func collectThread(pid, tid int) (image.Thread, error) {
 	th := image.Thread{TID: tid}
+	st, err := procfs.ReadTaskStat(pid, tid)
+	if err != nil {
+		return th, err
+	}
+	th.Comm = st.Comm
 	regs, err := ptrace.GetRegs(tid)
 	if err != nil {
 		return th, err

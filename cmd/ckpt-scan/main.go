@@ -16,8 +16,8 @@
 //	-v      say on stderr what was scanned and how long the process was
 //	        frozen
 //
-// Only one single-threaded process without children is supported for now;
-// others are refused with a message that says why. See docs/ckpt-scan.md.
+// One process, with all its threads, is supported for now; a process with
+// children is refused with a message that says why.
 package main
 
 import (

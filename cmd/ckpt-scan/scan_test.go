@@ -182,12 +182,6 @@ func TestRefusals(t *testing.T) {
 		{"ancestor", func(t *testing.T) int { return os.Getppid() }, "is an ancestor of ckpt-scan"},
 		{"kernel thread", func(t *testing.T) int { return 2 }, "is a kernel thread"},
 		{"thread", func(t *testing.T) int { return otherThread(t) }, "is a thread of process"},
-		{"threads", func(t *testing.T) int {
-			s := startSubject(t, python3(t), "-c", "import threading,time\n"+
-				"threading.Thread(target=time.sleep, args=(1000,)).start()\ntime.sleep(1000)")
-			waitFor(t, 5*time.Second, "the thread", func() bool { return s.status(t).Threads == 2 })
-			return s.pid
-		}, "has 2 threads: multi-threaded processes are not supported yet"},
 		{"children", func(t *testing.T) int {
 			s := startSubject(t, python3(t), "-c", "import subprocess,time\n"+
 				"for _ in range(2): subprocess.Popen(['sleep', '1000'])\ntime.sleep(1000)")

@@ -265,8 +265,10 @@ func (t *Tree) Kill() error {
 	t.stopClock()
 	deadline := time.Now().Add(ReapTimeout)
 	for _, p := range t.procs {
-		for _, tid := range p.threads {
-			reap(tid, deadline)
+		// The other threads first: the leader's exit is not reported
+		// while threads we trace are unreaped zombies.
+		for i := len(p.threads) - 1; i >= 0; i-- {
+			reap(p.threads[i], deadline)
 		}
 		p.threads = nil
 		p.closePidfd()

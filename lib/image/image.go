@@ -129,6 +129,10 @@ type Thread struct {
 	RobustList    uint64   `msgpack:"robust_list"`
 	RobustLen     uint64   `msgpack:"robust_len"`
 	AltStack      AltStack `msgpack:"altstack"`
+	// Comm is the thread's own name (/proc/PID/task/TID/comm, set with
+	// prctl PR_SET_NAME or pthread_setname_np); empty in streams from
+	// before it was recorded, where restore gives the task's Comm.
+	Comm string `msgpack:"comm,omitempty"`
 }
 
 // Rseq is a thread's restartable-sequences registration (zero Addr: none).

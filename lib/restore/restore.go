@@ -40,6 +40,7 @@ type Options struct {
 // Result says what was restored.
 type Result struct {
 	PIDs      []int
+	Threads   int // every thread restored, main threads included
 	Pages     int
 	PageBytes int64
 	Fds       int
@@ -77,8 +78,10 @@ type restorer struct {
 	fds    []image.Fd
 	tk     *image.Task
 	t      *task
-	stub   int
-	res    *Result
+	// threads are the threads of t created so far, in image order.
+	threads []*task
+	stub    int
+	res     *Result
 }
 
 func (rs *restorer) note(format string, args ...any) {
@@ -197,12 +200,16 @@ func (rs *restorer) record(r *stream.Reader, rec stream.Record) error {
 // ready for pages.
 func (rs *restorer) prepare() error {
 	tk := rs.tk
-	if len(tk.Threads) != 1 {
-		return fmt.Errorf("pid %d has %d threads: multi-threaded processes are not "+
-			"supported yet", tk.PID, len(tk.Threads))
+	if len(tk.Threads) == 0 || tk.Threads[0].TID != tk.PID {
+		return fmt.Errorf("pid %d: the image does not list its main thread first", tk.PID)
 	}
 	if err := waitPIDFree(tk.PID, rs.opt.PIDWait, rs.opt.Note); err != nil {
 		return err
+	}
+	for _, th := range tk.Threads[1:] {
+		if err := waitPIDFree(th.TID, rs.opt.PIDWait, rs.opt.Note); err != nil {
+			return fmt.Errorf("pid %d thread %d: %w", tk.PID, th.TID, err)
+		}
 	}
 	stub, err := rs.startStub()
 	if err != nil {
@@ -315,12 +322,11 @@ func (rs *restorer) mapAll() error {
 	return nil
 }
 
-// finish restores everything but memory, then registers, and lets the
-// task run.
+// finish restores everything but memory, creates the threads, loads
+// every thread's registers and lets the process run.
 func (rs *restorer) finish() error {
 	t, tk := rs.t, rs.tk
-	th := &tk.Threads[0]
-	regs, err := finalRegs(th)
+	regs, err := allFinalRegs(tk)
 	if err != nil {
 		return err
 	}
@@ -330,18 +336,20 @@ func (rs *restorer) finish() error {
 	if err := rs.restoreMM(); err != nil {
 		return err
 	}
+	// Process-wide state first: the threads share it or inherit it.
 	steps := []func() error{
 		func() error { return t.restoreFds(rs.fds, rs.files, rs.openFile) },
 		func() error { return t.restoreFsState(tk) },
 		func() error { return t.restoreRlimits(tk.Rlimits) },
 		func() error { return t.restoreSigactions(tk.SigActions) },
-		func() error { return t.restoreThreadState(th) },
-		func() error { return t.setComm(tk.Comm) },
 		func() error {
 			_, err := t.call("personality", unix.SYS_PERSONALITY, uint64(tk.Personality))
 			return err
 		},
-		func() error { return t.restoreCreds(tk.Creds) },
+		rs.cloneThreads,
+		// The main thread's credentials last: clone3 with set_tid
+		// needs the restorer's.
+		func() error { return t.restoreThread(tk, &tk.Threads[0]) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -354,24 +362,50 @@ func (rs *restorer) finish() error {
 		return err
 	}
 	rs.res.Fds = len(rs.fds)
-	// The last injected call removes the injection area itself.
+	// The last injected call removes the injection area itself; the
+	// other threads made their last calls already.
 	if _, err := t.call("munmap injection area", unix.SYS_MUNMAP, t.area, areaSize); err != nil {
 		return err
 	}
-	if err := ptrace.SetXstate(t.pid, th.Xstate); err != nil {
-		return err
+	return rs.release(regs)
+}
+
+// cloneThreads creates every thread but the main one from inside the
+// process, with its TID, and restores its own state.
+func (rs *restorer) cloneThreads() error {
+	for i := range rs.tk.Threads[1:] {
+		th := &rs.tk.Threads[i+1]
+		nt, err := rs.t.cloneThread(th.TID)
+		if nt != nil {
+			rs.threads = append(rs.threads, nt)
+		}
+		if err != nil {
+			return err
+		}
+		if err := nt.restoreThread(rs.tk, th); err != nil {
+			return err
+		}
 	}
-	if err := ptrace.SetRegs(t.pid, regs); err != nil {
-		return err
+	return nil
+}
+
+// release loads every thread's registers, then detaches the threads and
+// the main thread last.
+func (rs *restorer) release(regs []*unix.PtraceRegs) error {
+	all := append([]*task{rs.t}, rs.threads...)
+	for i, t := range all {
+		if err := t.loadRegs(&rs.tk.Threads[i], regs[i]); err != nil {
+			return err
+		}
 	}
-	if err := ptrace.SetSigmask(t.pid, th.SigMask); err != nil {
-		return err
+	for i := len(all) - 1; i >= 0; i-- {
+		if err := ptrace.Detach(all[i].pid); err != nil {
+			return fmt.Errorf("%s: %w", all[i].who, err)
+		}
 	}
-	if err := ptrace.Detach(t.pid); err != nil {
-		return err
-	}
-	rs.res.PIDs = append(rs.res.PIDs, t.pid)
-	rs.t = nil
+	rs.res.PIDs = append(rs.res.PIDs, rs.t.pid)
+	rs.res.Threads += len(all)
+	rs.t, rs.threads = nil, nil
 	return nil
 }
 
@@ -397,7 +431,11 @@ func (rs *restorer) restoreMM() error {
 func (rs *restorer) abort() {
 	rs.ghosts.Abort()
 	if rs.t != nil {
-		kill(rs.t.pid)
+		var tids []int
+		for _, th := range rs.threads {
+			tids = append(tids, th.pid)
+		}
+		killAll(rs.t.pid, tids)
 	}
 	if rs.stub != 0 {
 		kill(rs.stub)

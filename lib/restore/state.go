@@ -180,7 +180,7 @@ func (t *task) restoreThreadState(th *image.Thread) error {
 // rest, and checks the capabilities that result.
 func (t *task) restoreCreds(c image.Creds) error {
 	if c.Seccomp != 0 {
-		return fmt.Errorf("pid %d: seccomp mode %d is not supported yet", t.pid, c.Seccomp)
+		return fmt.Errorf("%s: seccomp mode %d is not supported yet", t.who, c.Seccomp)
 	}
 	if c.UID == [4]uint32{} && c.GID == [4]uint32{} && unix.Getuid() == 0 {
 		return nil

@@ -11,9 +11,11 @@ import (
 // restored: a `syscall` instruction at its start, scratch memory after.
 const areaSize = 64 << 10
 
-// task is a process under construction, driven by injected system calls.
+// task is a process or thread under construction, driven by injected
+// system calls.
 type task struct {
-	pid  int
+	pid  int    // the thread's TID: a process's PID, or a thread's own TID
+	who  string // names it in errors: "pid 10" or "pid 10 thread 12"
 	j    *ptrace.Injector
 	area uint64 // start of the injection area in the task
 	free int    // first unused scratch byte of the area
@@ -24,7 +26,8 @@ type task struct {
 const scratchStart = 16
 
 func newTask(pid int, j *ptrace.Injector, area uint64) *task {
-	return &task{pid: pid, j: j, area: area, free: scratchStart}
+	return &task{pid: pid, who: fmt.Sprintf("pid %d", pid), j: j, area: area,
+		free: scratchStart}
 }
 
 // call runs one system call in the task. The scratch memory written for
@@ -33,7 +36,7 @@ func (t *task) call(name string, nr uintptr, args ...uint64) (uint64, error) {
 	t.free = scratchStart
 	ret, err := t.j.Syscall(nr, args...)
 	if err != nil {
-		return 0, fmt.Errorf("pid %d: %s: %w", t.pid, name, err)
+		return 0, fmt.Errorf("%s: %s: %w", t.who, name, err)
 	}
 	return ret, nil
 }
@@ -42,7 +45,7 @@ func (t *task) call(name string, nr uintptr, args ...uint64) (uint64, error) {
 // What put writes stays valid until the next call.
 func (t *task) put(b []byte) (uint64, error) {
 	if t.free+len(b) > areaSize {
-		return 0, fmt.Errorf("pid %d: %d bytes do not fit in scratch memory", t.pid, len(b))
+		return 0, fmt.Errorf("%s: %d bytes do not fit in scratch memory", t.who, len(b))
 	}
 	addr := t.area + uint64(t.free)
 	if err := ptrace.WriteMem(t.pid, addr, b); err != nil {
