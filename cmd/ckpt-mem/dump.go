@@ -12,6 +12,7 @@ import (
 
 // dumper writes the pages records of each task.
 type dumper struct {
+	hdr   *image.Header
 	out   *stream.Writer
 	pages *pages.Dumper
 	log   io.Writer // nil unless -v
@@ -25,9 +26,15 @@ func (d *dumper) dumpTask(rec stream.Record) error {
 	if err := rec.Decode(&t); err != nil {
 		return err
 	}
+	if err := checkHeld(d.hdr, t.PID); err != nil {
+		return err
+	}
 	start := time.Now()
 	st, err := d.pages.Dump(t.PID, t.StartTime, t.Vmas, d.write)
 	if err != nil {
+		return err
+	}
+	if err := checkHeld(d.hdr, t.PID); err != nil {
 		return err
 	}
 

@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return fmt.Errorf("stream page size %d differs from this machine's %d",
 			st.Header.PageSize, os.Getpagesize())
 	}
-	d := &dumper{out: st.Out, pages: pages.NewDumper(0)}
+	d := &dumper{hdr: st.Header, out: st.Out, pages: pages.NewDumper(0)}
 	if *verbose {
 		d.log = stderr
 	}

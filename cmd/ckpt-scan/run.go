@@ -15,6 +15,7 @@ import (
 
 	"github.com/ckpt/ckpt/lib/freeze"
 	"github.com/ckpt/ckpt/lib/image"
+	"github.com/ckpt/ckpt/lib/procfs"
 	"github.com/ckpt/ckpt/lib/stage"
 	"github.com/ckpt/ckpt/lib/stream"
 	"golang.org/x/sys/unix"
@@ -162,6 +163,14 @@ func (s *scan) write(task *image.Task, fds []image.Fd) error {
 	h.RootPID = task.PID
 	if s.ctl != nil {
 		h.Control, h.Kill = s.ctl.Path, true
+	}
+	if s.out.pipe {
+		// Only then is the tree held while the stages read it.
+		me, err := procfs.ReadStat(os.Getpid())
+		if err != nil {
+			return err
+		}
+		h.HolderPID, h.HolderStart = me.PID, me.StartTime
 	}
 	w := stream.NewWriter(s.out.w)
 	if err := w.WriteHeader(h); err != nil {

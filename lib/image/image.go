@@ -49,6 +49,13 @@ type Header struct {
 	// Kill is true when ckpt-scan will end the tree once a final stage
 	// reports a complete archive.
 	Kill bool `msgpack:"kill,omitempty"`
+	// HolderPID and HolderStart name the ckpt-scan process that holds the
+	// tree frozen while the stages read it (PID and start time, as in
+	// Task). Zero when nothing holds it (ckpt-scan wrote to a file). A
+	// stage that reads the live tree refuses to go on when the holder is
+	// gone or no longer traces the tree: what it would read may be torn.
+	HolderPID   int    `msgpack:"holder_pid,omitempty"`
+	HolderStart uint64 `msgpack:"holder_start,omitempty"`
 }
 
 // End is the body of the last record. Records counts every record before
