@@ -115,7 +115,7 @@ func describe(s *files.Summary) string {
 	if s.Shared > 0 {
 		line += fmt.Sprintf(", %d fds share an earlier fd's open file", s.Shared)
 	}
-	if s.Files["ghost"] > 0 {
+	if s.Files["ghost"] > 0 || s.GhostBytes > 0 {
 		line += fmt.Sprintf(", %s of ghost data", bytesString(s.GhostBytes))
 	}
 	return line

@@ -127,7 +127,9 @@ func unreachable(live stat, name string, shmDev uint64) (verdict, error) {
 		case strings.HasPrefix(name, "/SYSV"):
 			return verdict{}, notSupported("SysV shared memory segments")
 		}
-		return verdict{}, notSupported("shared anonymous mappings")
+		// Shared anonymous memory: the file behind MAP_SHARED|MAP_ANONYMOUS
+		// (or a shared mapping of /dev/zero), named "/dev/zero (deleted)".
+		return verdict{Kind: image.FileShmem, Path: oldName(name)}, nil
 	}
 	switch live.Mode & unix.S_IFMT {
 	case unix.S_IFREG:

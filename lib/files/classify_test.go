@@ -102,7 +102,7 @@ func TestClassify(t *testing.T) {
 		{"memfd", stat{Dev: testShm, Ino: 50, Mode: unix.S_IFREG | 0o777},
 			[]string{"/memfd:x (deleted)"}, "", "", "memfd files"},
 		{"shared anon", stat{Dev: testShm, Ino: 51, Mode: unix.S_IFREG | 0o777},
-			[]string{"/dev/zero (deleted)"}, "", "", "shared anonymous mappings"},
+			[]string{"/dev/zero (deleted)"}, image.FileShmem, "/dev/zero", ""},
 		{"sysv", stat{Dev: testShm, Ino: 52, Mode: unix.S_IFREG | 0o777},
 			[]string{"/SYSV00000000 (deleted)"}, "", "", "SysV shared memory"},
 		{"lookup fails", reg(9, 1), []string{"/denied"}, "", "", "permission denied"},

@@ -15,10 +15,13 @@
 //	        ghost-data records, data extents only, so holes stay holes
 //	remap   a regular file unlinked at its path but linked elsewhere: a
 //	        hidden hard link is made beside its old name, nothing is copied
+//	shmem   the shmem inode behind MAP_SHARED|MAP_ANONYMOUS memory: its
+//	        contents follow as ghost-data records, read through
+//	        map_files, data extents only and all-zero pages left out
 //
 // Anything else is refused with an *Error that wraps ErrNotSupported and
 // names the task, the fd or mapping and the file: pipes, sockets, anon
-// inodes, terminals and other devices, memfd and shared memory, and
+// inodes, terminals and other devices, memfd and SysV shared memory, and
 // removed directories.
 //
 // Fds of one task that share an open file description (kcmp KCMP_FILE,
@@ -132,7 +135,7 @@ func write(ctx context.Context, s *stage.Stage, res *Result, opt Options,
 		if err := s.Out.Write(image.KindFile, f); err != nil {
 			return fmt.Errorf("write file record: %w", err)
 		}
-		if f.Kind != image.FileGhost {
+		if f.Kind != image.FileGhost && f.Kind != image.FileShmem {
 			continue
 		}
 		if err := ctx.Err(); err != nil {

@@ -151,7 +151,7 @@ func (r *resolver) collectTask(ctx context.Context, t *image.Task) error {
 	}
 	for i := range t.Vmas {
 		v := &t.Vmas[i]
-		if v.Kind != image.VmaFile {
+		if v.Kind != image.VmaFile && !sharedAnon(v) {
 			continue
 		}
 		u := Use{Kind: UseMapping, PID: t.PID, Start: v.Start, End: v.End}
@@ -163,6 +163,13 @@ func (r *resolver) collectTask(ctx context.Context, t *image.Task) error {
 		r.sum.Mappings++
 	}
 	return ctx.Err()
+}
+
+// sharedAnon reports whether v is MAP_SHARED anonymous memory, whose
+// shmem inode is used like a mapped file: one File per inode, its
+// contents saved once for every mapping of it.
+func sharedAnon(v *image.Vma) bool {
+	return v.Kind == image.VmaAnon && v.Shared && v.Ino != 0
 }
 
 // checkTask makes sure the live task at t.PID is the one the scan saw.
@@ -230,7 +237,7 @@ func (r *resolver) resolve(ctx context.Context) ([]image.File, error) {
 		for _, us := range in.uses {
 			*us.id = f.ID
 		}
-		if f.Kind == image.FileGhost || f.Kind == image.FileRemap {
+		if f.Kind == image.FileGhost || f.Kind == image.FileRemap || f.Kind == image.FileShmem {
 			src := source(in)
 			r.sources[f.ID] = src
 			if err := r.checkGhost(&f, src); err != nil {

@@ -197,7 +197,8 @@ type Vma struct {
 	// Flags are the two-letter VmFlags of smaps (e.g. "gd" grows down,
 	// "dc" do not copy, "dd" do not dump).
 	Flags []string `msgpack:"flags,omitempty"`
-	// FileID is the File behind a file mapping, set by ckpt-files.
+	// FileID is the File behind a file mapping, or the shared memory
+	// object (FileShmem) behind a shared anonymous one, set by ckpt-files.
 	FileID int `msgpack:"file_id,omitempty"`
 }
 

@@ -8,7 +8,8 @@
 //	anon, private (heap, stack too)    present or swapped; all-zero pages dropped
 //	file, private                      private copies only (anonymous COW pages)
 //	file, shared                       none: the file holds the data
-//	anon, shared                       none: an error, not supported yet
+//	anon, shared, with a FileID        none: the shmem File's ghost data holds them
+//	anon, shared, without              none: an error (ErrSharedAnon)
 //	vdso, vvar, vvar_vclock, vsyscall  none: restore moves or keeps them
 //
 // An all-zero page of an anonymous mapping is not stored, since restore
@@ -37,9 +38,12 @@ import (
 	"github.com/ckpt/ckpt/lib/image"
 )
 
-// ErrSharedAnon is the error for a MAP_SHARED|MAP_ANONYMOUS mapping, whose
-// memory is dumped once per object, which this package does not do yet.
-var ErrSharedAnon = errors.New("shared anonymous memory is not supported yet")
+// ErrSharedAnon is the error for a MAP_SHARED|MAP_ANONYMOUS mapping that
+// no File stands for. Such memory is dumped once per object, by
+// ckpt-files (an image.FileShmem File, whose ID the Vma carries); a stream
+// that did not go through ckpt-files has no place for it.
+var ErrSharedAnon = errors.New("shared anonymous memory has no shmem file: " +
+	"the stream did not go through ckpt-files")
 
 // Method is how Dump learns which pages matter.
 type Method int
@@ -109,6 +113,9 @@ func planFor(v *image.Vma) (plan, error) {
 	case image.VmaVdso, image.VmaVvar, image.VmaVvarVclock, image.VmaVsyscall:
 		return planSkip, nil
 	case image.VmaAnon:
+		if v.Shared && v.FileID != 0 {
+			return planSkip, nil // the pages are the shmem File's contents
+		}
 		if v.Shared {
 			return planSkip, ErrSharedAnon
 		}

@@ -297,7 +297,8 @@ func TestSharedAnonRefused(t *testing.T) {
 		Name: "/dev/zero (deleted)"}}
 	_, err := NewDumper(0).Dump(os.Getpid(), 0, vmas, nil)
 	want := "pid " + strconv.Itoa(os.Getpid()) +
-		": mapping 10000-20000 (/dev/zero (deleted)): shared anonymous memory is not supported yet"
+		": mapping 10000-20000 (/dev/zero (deleted)): shared anonymous memory has no shmem file: " +
+		"the stream did not go through ckpt-files"
 	if !errors.Is(err, ErrSharedAnon) || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
 	}
@@ -309,18 +310,20 @@ func TestPlan(t *testing.T) {
 		shared bool
 		want   plan
 		err    bool
+		fileID int
 	}{
-		{image.VmaAnon, false, planAnon, false},
-		{image.VmaAnon, true, planSkip, true},
-		{image.VmaFile, false, planFile, false},
-		{image.VmaFile, true, planSkip, false},
-		{image.VmaVdso, false, planSkip, false},
-		{image.VmaVvar, false, planSkip, false},
-		{image.VmaVvarVclock, false, planSkip, false},
-		{image.VmaVsyscall, false, planSkip, false},
-		{"tomorrow", false, planSkip, true},
+		{image.VmaAnon, true, planSkip, false, 3},
+		{image.VmaAnon, false, planAnon, false, 0},
+		{image.VmaAnon, true, planSkip, true, 0},
+		{image.VmaFile, false, planFile, false, 0},
+		{image.VmaFile, true, planSkip, false, 0},
+		{image.VmaVdso, false, planSkip, false, 0},
+		{image.VmaVvar, false, planSkip, false, 0},
+		{image.VmaVvarVclock, false, planSkip, false, 0},
+		{image.VmaVsyscall, false, planSkip, false, 0},
+		{"tomorrow", false, planSkip, true, 0},
 	} {
-		p, err := planFor(&image.Vma{Kind: tc.kind, Shared: tc.shared})
+		p, err := planFor(&image.Vma{Kind: tc.kind, Shared: tc.shared, FileID: tc.fileID})
 		if p != tc.want || (err != nil) != tc.err {
 			t.Errorf("%s shared=%v: plan %d, %v", tc.kind, tc.shared, p, err)
 		}

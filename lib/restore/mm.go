@@ -139,8 +139,16 @@ func (t *task) mapVmas(vmas []image.Vma, fds map[int]uint64) error {
 		fd := ^uint64(0)
 		switch {
 		case v.Kind == image.VmaAnon && v.Shared:
-			return fmt.Errorf("pid %d: mapping %#x-%#x: shared anonymous memory is "+
-				"not supported yet", t.pid, v.Start, v.End)
+			// Every mapping of one object maps the restorer's one file of
+			// it, at its own offset, so they all share it again.
+			f, ok := fds[v.FileID]
+			if !ok {
+				return fmt.Errorf("pid %d: mapping %#x-%#x (%s): shared anonymous memory "+
+					"without its shmem file (the image did not go through ckpt-files)",
+					t.pid, v.Start, v.End, v.Name)
+			}
+			fd = f
+			flags |= unix.MAP_SHARED
 		case v.Kind == image.VmaAnon:
 			flags |= unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
 			prot |= unix.PROT_WRITE

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/ckpt/ckpt/lib/ghost"
@@ -58,7 +59,7 @@ func Restore(r *stream.Reader, verify func() error, opt Options) (*Result, error
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	rs := &restorer{opt: opt, files: map[int]*image.File{}, ghosts: ghost.NewHolder(),
-		res: &Result{}}
+		shmem: ghost.NewShmem(), res: &Result{}}
 	err := rs.run(r, verify)
 	if err != nil {
 		rs.abort()
@@ -74,6 +75,9 @@ type restorer struct {
 	// their old names, for the tasks to open; sealed once the first task
 	// record comes, after every file and ghost-data record.
 	ghosts *ghost.Holder
+	// shmem holds the shared anonymous memory objects, made and filled
+	// in the restorer, for every task to map.
+	shmem  *ghost.Shmem
 	sealed bool
 	fds    []image.Fd
 	tk     *image.Task
@@ -136,18 +140,28 @@ func (rs *restorer) record(r *stream.Reader, rec stream.Record) error {
 		if err := rec.Decode(&f); err != nil {
 			return r.Errorf("%w", err)
 		}
-		if ghost.Holds(&f) {
+		switch {
+		case ghost.Holds(&f):
 			if err := rs.ghosts.Add(&f); err != nil {
 				return err
 			}
-		} else if err := checkFile(&f, rs.opt.AcceptChanged); err != nil {
-			return err
+		case ghost.HoldsShmem(&f):
+			if err := rs.shmem.Add(&f); err != nil {
+				return err
+			}
+		default:
+			if err := checkFile(&f, rs.opt.AcceptChanged); err != nil {
+				return err
+			}
 		}
 		rs.files[f.ID] = &f
 	case image.KindGhostData:
 		var d image.GhostData
 		if err := rec.Decode(&d); err != nil {
 			return r.Errorf("%w", err)
+		}
+		if rs.shmem.Has(d.FileID) {
+			return rs.shmem.Write(&d)
 		}
 		return rs.ghosts.Write(&d)
 	case image.KindFd:
@@ -290,7 +304,14 @@ func (rs *restorer) mapAll() error {
 	t := rs.t
 	opened := map[int]uint64{}
 	for _, v := range rs.tk.Vmas {
-		if v.Kind != image.VmaFile || v.FileID == 0 {
+		shmem := v.Kind == image.VmaAnon && v.Shared
+		if shmem && strings.HasPrefix(v.Name, "[anon_shmem:") {
+			// The kernel names only memory it made for MAP_ANONYMOUS; a
+			// mapping of the restored object's file cannot be named.
+			rs.note("pid %d: mapping %#x-%#x: the name %s is not restored; "+
+				"maps shows /dev/zero (deleted)", t.pid, v.Start, v.End, v.Name)
+		}
+		if v.Kind != image.VmaFile && !shmem || v.FileID == 0 {
 			continue
 		}
 		if _, ok := opened[v.FileID]; ok {
@@ -302,7 +323,8 @@ func (rs *restorer) mapAll() error {
 				t.pid, v.Start, v.End, v.Name, v.FileID)
 		}
 		flags := unix.O_RDONLY | unix.O_CLOEXEC
-		if v.Shared && v.Prot&unix.PROT_WRITE != 0 {
+		if v.Shared && v.Prot&unix.PROT_WRITE != 0 || ghost.HoldsShmem(f) {
+			// Shared memory may always be made writable (VM_MAYWRITE).
 			flags = unix.O_RDWR | unix.O_CLOEXEC
 		}
 		fd, err := rs.openFile(f, flags)
@@ -359,6 +381,9 @@ func (rs *restorer) finish() error {
 	// Every file is open in the task: let the ghosts go, remove the
 	// hidden links of remaps.
 	if err := rs.ghosts.Close(); err != nil {
+		return err
+	}
+	if err := rs.shmem.Close(); err != nil {
 		return err
 	}
 	rs.res.Fds = len(rs.fds)
@@ -430,6 +455,7 @@ func (rs *restorer) restoreMM() error {
 // abort kills whatever was created so far.
 func (rs *restorer) abort() {
 	rs.ghosts.Abort()
+	rs.shmem.Abort()
 	if rs.t != nil {
 		var tids []int
 		for _, th := range rs.threads {
@@ -442,15 +468,20 @@ func (rs *restorer) abort() {
 	}
 }
 
-// openFile opens f in the task being restored: a ghost or remap through
-// the restorer's held file, anything else by its path.
+// openFile opens f in the task being restored: a ghost, remap or shared
+// memory object through the restorer's held file, anything else by its
+// path.
 func (rs *restorer) openFile(f *image.File, flags int) (uint64, error) {
 	path := f.Path
-	if ghost.Holds(f) {
-		var err error
-		if path, err = rs.ghosts.Path(f.ID); err != nil {
-			return 0, err
-		}
+	var err error
+	switch {
+	case ghost.Holds(f):
+		path, err = rs.ghosts.Path(f.ID)
+	case ghost.HoldsShmem(f):
+		path, err = rs.shmem.Path(f.ID)
+	}
+	if err != nil {
+		return 0, err
 	}
 	return rs.t.openFile(path, flags)
 }
