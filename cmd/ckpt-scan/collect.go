@@ -34,6 +34,9 @@ func collect(pid int, tree *freeze.Tree) (*image.Task, []image.Fd, error) {
 	if err := injectAll(task); err != nil {
 		return nil, nil, err
 	}
+	if err := collectPending(task); err != nil {
+		return nil, nil, err
+	}
 	fds, err := collectFds(pid)
 	if err != nil {
 		return nil, nil, err

@@ -62,6 +62,9 @@ func inject(t *image.Task, th *image.Thread, insn uint64, leader bool) error {
 		return err
 	}
 	buf, brk, err := injectCalls(j, leader)
+	if err == nil && leader {
+		err = injectTimers(j, t)
+	}
 	if rerr := j.Restore(); rerr != nil {
 		return errors.Join(err, fmt.Errorf("tid %d: put back after injection: %w", th.TID, rerr))
 	}

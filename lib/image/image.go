@@ -89,6 +89,47 @@ type Task struct {
 	Vmas        []Vma          `msgpack:"vmas"`
 	Children    []int          `msgpack:"children,omitempty"`
 	Extra       map[string]any `msgpack:"extra,omitempty"` // room for later fields
+	// SharedPending are the signals pending for the whole process, each
+	// its siginfo_t (SigInfoSize bytes) as PTRACE_PEEKSIGINFO gives it.
+	SharedPending [][]byte `msgpack:"shared_pending,omitempty"`
+	// ITimers are the armed interval timers (setitimer); unarmed ones are
+	// left out.
+	ITimers []ITimer `msgpack:"itimers,omitempty"`
+	// PosixTimers are the timers of timer_create, in ID order.
+	PosixTimers []PosixTimer `msgpack:"posix_timers,omitempty"`
+}
+
+// How a POSIX timer notifies (sigev_notify of struct sigevent).
+const (
+	SigevSignal   = 0 // SIGEV_SIGNAL: a signal to the process
+	SigevNone     = 1 // SIGEV_NONE: nothing
+	SigevThread   = 2 // SIGEV_THREAD: glibc's, a signal its helper thread waits for
+	SigevThreadID = 4 // SIGEV_THREAD_ID, or'ed with SigevSignal: a signal to thread TID
+)
+
+// SigInfoSize is the size of the kernel's siginfo_t.
+const SigInfoSize = 128
+
+// ITimer is one interval timer (ITIMER_REAL, ITIMER_VIRTUAL or
+// ITIMER_PROF), with the time left and the interval, in microseconds.
+type ITimer struct {
+	Which    int   `msgpack:"which"`
+	Value    int64 `msgpack:"value_us"`
+	Interval int64 `msgpack:"interval_us"`
+}
+
+// PosixTimer is one timer of timer_create: its ID, clock and how it
+// notifies (struct sigevent), from /proc/PID/timers, and its time left and
+// interval in nanoseconds, from timer_gettime. A disarmed timer has Value 0.
+type PosixTimer struct {
+	ID       int    `msgpack:"id"`
+	Clock    int    `msgpack:"clock"`
+	Notify   int    `msgpack:"notify"`    // SIGEV_SIGNAL, SIGEV_NONE, SIGEV_THREAD_ID
+	Signo    int    `msgpack:"signo"`     // sigev_signo
+	SigValue uint64 `msgpack:"sig_value"` // sigev_value
+	TID      int    `msgpack:"tid"`       // the thread signalled, for SIGEV_THREAD_ID
+	Value    int64  `msgpack:"value_ns"`
+	Interval int64  `msgpack:"interval_ns"`
 }
 
 // Creds are a task's credentials, from /proc/PID/status.
@@ -140,6 +181,9 @@ type Thread struct {
 	// prctl PR_SET_NAME or pthread_setname_np); empty in streams from
 	// before it was recorded, where restore gives the task's Comm.
 	Comm string `msgpack:"comm,omitempty"`
+	// Pending are the signals pending for this thread alone, each its
+	// siginfo_t (SigInfoSize bytes), oldest first.
+	Pending [][]byte `msgpack:"pending,omitempty"`
 }
 
 // Rseq is a thread's restartable-sequences registration (zero Addr: none).

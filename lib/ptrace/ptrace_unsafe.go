@@ -1,8 +1,10 @@
 package ptrace
 
 import (
+	"slices"
 	"unsafe"
 
+	"github.com/ckpt/ckpt/lib/image"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,4 +66,36 @@ func WordsRegs(w []uint64) (*unix.PtraceRegs, bool) {
 	}
 	copy(unsafe.Slice((*uint64)(unsafe.Pointer(&r)), n), w)
 	return &r, true
+}
+
+// PeekSigInfo returns the signals pending for the thread (shared false)
+// or for its whole process (shared true), oldest first, each as the
+// kernel's 128-byte siginfo_t (PTRACE_PEEKSIGINFO, Linux 3.10+). Nothing
+// is dequeued.
+func PeekSigInfo(tid int, shared bool) ([][]byte, error) {
+	const batch = 32
+	args := struct {
+		Off   uint64
+		Flags uint32
+		Nr    int32
+	}{Nr: batch}
+	if shared {
+		args.Flags = unix.PTRACE_PEEKSIGINFO_SHARED
+	}
+	var out [][]byte
+	buf := make([]byte, batch*image.SigInfoSize)
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_PTRACE, unix.PTRACE_PEEKSIGINFO, uintptr(tid),
+			uintptr(unsafe.Pointer(&args)), uintptr(unsafe.Pointer(&buf[0])), 0, 0)
+		if e != 0 {
+			return nil, wrap("peeksiginfo", tid, e)
+		}
+		for i := range int(n) {
+			out = append(out, slices.Clone(buf[i*image.SigInfoSize:(i+1)*image.SigInfoSize]))
+		}
+		if n < batch {
+			return out, nil
+		}
+		args.Off += uint64(n)
+	}
 }

@@ -369,6 +369,10 @@ func (rs *restorer) finish() error {
 			return err
 		},
 		rs.cloneThreads,
+		// Every thread exists: a timer may signal one, a pending
+		// signal may be one's alone.
+		func() error { return t.restoreTimers(tk) },
+		func() error { return t.restorePending(tk) },
 		// The main thread's credentials last: clone3 with set_tid
 		// needs the restorer's.
 		func() error { return t.restoreThread(tk, &tk.Threads[0]) },
