@@ -34,7 +34,14 @@ func xfsDir(t *testing.T) string {
 	if out, err := exec.Command("mount", "-o", "loop", img, mnt).CombinedOutput(); err != nil {
 		t.Fatalf("mount a loop XFS: %v\n%s", err, out)
 	}
-	t.Cleanup(func() { _ = exec.Command("umount", mnt).Run() })
+	t.Cleanup(func() {
+		// The subject, killed by an earlier cleanup, may hold the
+		// mount for a moment more.
+		deadline := time.Now().Add(10 * time.Second)
+		for exec.Command("umount", mnt).Run() != nil && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
 	dir := filepath.Join(mnt, "subject")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
