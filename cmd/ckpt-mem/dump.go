@@ -26,6 +26,9 @@ func (d *dumper) dumpTask(rec stream.Record) error {
 	if err := rec.Decode(&t); err != nil {
 		return err
 	}
+	if t.Zombie {
+		return nil // it has no memory left
+	}
 	if err := checkHeld(d.hdr, t.PID); err != nil {
 		return err
 	}

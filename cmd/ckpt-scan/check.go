@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strings"
 
 	"github.com/ckpt/ckpt/lib/freeze"
 	"github.com/ckpt/ckpt/lib/procfs"
@@ -47,29 +46,7 @@ func check(pid int) (freeze.Task, error) {
 	case status.TracerPID != 0:
 		return freeze.Task{}, fmt.Errorf("%s is already traced by %s", name, tracer(status.TracerPID))
 	}
-	if err := checkShape(pid); err != nil {
-		return freeze.Task{}, err
-	}
 	return freeze.Task{PID: pid, StartTime: st.StartTime}, nil
-}
-
-// checkShape refuses what this version does not dump yet: children. It
-// runs again once the process is frozen, as the process may have started
-// one since the first check.
-func checkShape(pid int) error {
-	kids, err := procfs.Children(pid)
-	if err != nil {
-		return fmt.Errorf("pid %d: list children: %w", pid, err)
-	}
-	if len(kids) > 0 {
-		var list []string
-		for _, k := range kids {
-			list = append(list, fmt.Sprint(k))
-		}
-		return fmt.Errorf("pid %d has children (%s): process trees are not supported yet",
-			pid, strings.Join(list, ", "))
-	}
-	return nil
 }
 
 // tracer names the process that traces: TracerPid is the tracing

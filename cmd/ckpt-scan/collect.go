@@ -17,9 +17,6 @@ import (
 // Preconditions: pid is frozen in tree, by this OS thread.
 func collect(pid int, tree *freeze.Tree) (*image.Task, []image.Fd, error) {
 	tids := tree.Threads(pid)
-	if err := checkShape(pid); err != nil {
-		return nil, nil, err
-	}
 	task, err := collectTask(pid)
 	if err != nil {
 		return nil, nil, err

@@ -116,11 +116,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		defer ctl.Close()
 	}
-	tree, err := freeze.Freeze([]freeze.Task{task})
+	tree, members, err := freezeTree(task)
 	if err != nil {
 		return err
 	}
-	s := &scan{opts: o, tree: tree, ctl: ctl, out: out, stderr: stderr}
+	s := &scan{opts: o, tree: tree, members: members, ctl: ctl, out: out, stderr: stderr}
 	if err := s.dump(ctx); err != nil {
 		return releaseOnError(tree, err)
 	}
@@ -132,35 +132,55 @@ const tick = 10 * time.Microsecond
 
 // scan is one run of ckpt-scan from the freeze on.
 type scan struct {
-	opts   *options
-	tree   *freeze.Tree
-	ctl    *freeze.Control
+	opts    *options
+	tree    *freeze.Tree
+	members []member
+	ctl     *freeze.Control
 	out    *output
 	stderr io.Writer
 }
 
-// dump collects the frozen process and writes the stream.
+// dumped is one process as the stream gives it: its task record and its
+// fds.
+type dumped struct {
+	task *image.Task
+	fds  []image.Fd
+}
+
+// dump collects every frozen process and writes the stream.
 func (s *scan) dump(ctx context.Context) error {
-	task, fds, err := collect(s.opts.pid, s.tree)
-	if err != nil {
+	var all []dumped
+	threads, fds, vmas := 0, 0, 0
+	for _, m := range s.members {
+		d := dumped{task: m.zombie}
+		if d.task == nil {
+			var err error
+			if d.task, d.fds, err = collect(m.pid, s.tree); err != nil {
+				return err
+			}
+		}
+		if err := context.Cause(ctx); err != nil {
+			return err
+		}
+		all = append(all, d)
+		threads += len(d.task.Threads)
+		fds += len(d.fds)
+		vmas += len(d.task.Vmas)
+	}
+	if err := s.write(all); err != nil {
 		return err
 	}
-	if err := context.Cause(ctx); err != nil {
-		return err
-	}
-	if err := s.write(task, fds); err != nil {
-		return err
-	}
-	s.verbosef("pid %d (%s): 1 task, %s, %s, %d vmas; stream written %v after the freeze",
-		task.PID, task.Comm, count(len(task.Threads), "thread"), count(len(fds), "fd"),
-		len(task.Vmas), s.tree.Frozen().Round(tick))
+	root := all[0].task
+	s.verbosef("pid %d (%s): %s, %s, %s, %d vmas; stream written %v after the freeze",
+		root.PID, root.Comm, count(len(all), "task"), count(threads, "thread"),
+		count(fds, "fd"), vmas, s.tree.Frozen().Round(tick))
 	return nil
 }
 
-// write writes the header, the task, its fds and the end record.
-func (s *scan) write(task *image.Task, fds []image.Fd) error {
+// write writes the header, every task with its fds, and the end record.
+func (s *scan) write(all []dumped) error {
 	h := stream.NewHeader("ckpt-scan")
-	h.RootPID = task.PID
+	h.RootPID = all[0].task.PID
 	if s.ctl != nil {
 		h.Control, h.Kill = s.ctl.Path, true
 	}
@@ -176,12 +196,14 @@ func (s *scan) write(task *image.Task, fds []image.Fd) error {
 	if err := w.WriteHeader(h); err != nil {
 		return fmt.Errorf("write stream: %w", err)
 	}
-	if err := w.Write(image.KindTask, task); err != nil {
-		return fmt.Errorf("write stream: %w", err)
-	}
-	for i := range fds {
-		if err := w.Write(image.KindFd, &fds[i]); err != nil {
+	for _, d := range all {
+		if err := w.Write(image.KindTask, d.task); err != nil {
 			return fmt.Errorf("write stream: %w", err)
+		}
+		for i := range d.fds {
+			if err := w.Write(image.KindFd, &d.fds[i]); err != nil {
+				return fmt.Errorf("write stream: %w", err)
+			}
 		}
 	}
 	if err := w.End(); err != nil {

@@ -182,7 +182,7 @@ func TestRefusals(t *testing.T) {
 		{"ancestor", func(t *testing.T) int { return os.Getppid() }, "is an ancestor of ckpt-scan"},
 		{"kernel thread", func(t *testing.T) int { return 2 }, "is a kernel thread"},
 		{"thread", func(t *testing.T) int { return otherThread(t) }, "is a thread of process"},
-		{"children", func(t *testing.T) int {
+		{"stopped child", func(t *testing.T) int {
 			s := startSubject(t, python3(t), "-c", "import subprocess,time\n"+
 				"for _ in range(2): subprocess.Popen(['sleep', '1000'])\ntime.sleep(1000)")
 			var kids []int
@@ -195,8 +195,15 @@ func TestRefusals(t *testing.T) {
 					_ = unix.Kill(k, unix.SIGKILL)
 				}
 			})
+			if err := unix.Kill(kids[1], unix.SIGSTOP); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "the stop", func() bool {
+				st, err := procfs.ReadStat(kids[1])
+				return err == nil && st.State == 'T'
+			})
 			return s.pid
-		}, "has children ("},
+		}, "child of"},
 		{"stopped", func(t *testing.T) int {
 			s := startSubject(t, "sleep", "1000")
 			if err := unix.Kill(s.pid, unix.SIGSTOP); err != nil {

@@ -65,11 +65,11 @@ func readlink(path string) (string, error) {
 // kcmpFile is kcmp's KCMP_FILE type: compare two open file descriptions.
 const kcmpFile = 0
 
-// sameFile reports whether fd1 and fd2 of task pid refer to one open file
-// description. It needs a kernel built with CONFIG_KCMP (ENOSYS without)
-// and the right to ptrace pid.
-func sameFile(pid, fd1, fd2 int) (bool, error) {
-	r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(pid), uintptr(pid),
+// sameFile reports whether fd1 of task pid1 and fd2 of task pid2 refer to
+// one open file description. It needs a kernel built with CONFIG_KCMP
+// (ENOSYS without) and the right to ptrace both tasks.
+func sameFile(pid1, fd1, pid2, fd2 int) (bool, error) {
+	r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(pid1), uintptr(pid2),
 		kcmpFile, uintptr(fd1), uintptr(fd2), 0)
 	if errno != 0 {
 		if errno == unix.ENOSYS {

@@ -77,6 +77,19 @@ func Freeze(tasks []Task) (*Tree, error) {
 	return t, nil
 }
 
+// Add freezes one more process into the tree, as Freeze does. On error
+// the process is released again; the rest of the tree stays frozen.
+func (t *Tree) Add(task Task) error {
+	p := &proc{Task: task, pidfd: -1}
+	if err := p.freeze(); err != nil {
+		one := &Tree{procs: []*proc{p}}
+		_ = one.Release()
+		return err
+	}
+	t.procs = append(t.procs, p)
+	return nil
+}
+
 // freeze stops every thread of p. Threads that running threads create
 // while the first ones are being stopped show up in the next listing, so
 // it lists again until no new thread appears.

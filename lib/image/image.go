@@ -97,6 +97,13 @@ type Task struct {
 	ITimers []ITimer `msgpack:"itimers,omitempty"`
 	// PosixTimers are the timers of timer_create, in ID order.
 	PosixTimers []PosixTimer `msgpack:"posix_timers,omitempty"`
+	// Zombie is true for a process that has exited and that its parent
+	// has not reaped yet. Only PID, PPID, PGID, SID, Comm and ExitStatus
+	// are set; restore recreates it as a zombie for its parent to reap.
+	Zombie bool `msgpack:"zombie,omitempty"`
+	// ExitStatus is a zombie's wait status (/proc/PID/stat field 52):
+	// exit code << 8, or the signal that killed it.
+	ExitStatus int `msgpack:"exit_status,omitempty"`
 }
 
 // How a POSIX timer notifies (sigev_notify of struct sigevent).
@@ -271,6 +278,10 @@ type Fd struct {
 	// open file description (Shares 0, as after dup2 of one /dev/null onto
 	// 0, 1 and 2) from one that shares nothing.
 	Shared bool `msgpack:"shared,omitempty"`
+	// SharesPID, when non-zero, is the task whose fd Shares refers to the
+	// same open file description, when that is another task than PID
+	// (inherited across fork). That task comes earlier in the stream.
+	SharesPID int `msgpack:"shares_pid,omitempty"`
 }
 
 // File kinds, as ckpt-files resolves them (see docs/files.md).

@@ -75,6 +75,10 @@ func TestParseStatKinds(t *testing.T) {
 	if z.State != 'Z' || z.KernelThread() {
 		t.Errorf("zombie: state %c, KernelThread() = %v", z.State, z.KernelThread())
 	}
+	z3, err := ParseStat(testdata(t, "stat.zombie-exit3"))
+	if err != nil || z3.ExitCode != 3<<8 || z.ExitCode != 0 {
+		t.Errorf("zombie exit codes: %v, %v; %v", z3, z.ExitCode, err)
+	}
 	p, err := ParseStat(testdata(t, "python3/stat"))
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,7 @@ type Stat struct {
 	ArgEnd     uint64 // 49
 	EnvStart   uint64 // 50
 	EnvEnd     uint64 // 51
+	ExitCode   int    // 52: a zombie's wait status; 0 where the kernel has no field 52
 }
 
 // KernelThread reports whether the task is a kernel thread.
@@ -119,6 +120,9 @@ func ParseStat(b []byte) (*Stat, error) {
 	s.ArgEnd = p.uint(rest, 49)
 	s.EnvStart = p.uint(rest, 50)
 	s.EnvEnd = p.uint(rest, 51)
+	if len(rest) >= 52-2 {
+		s.ExitCode = p.int(rest, 52)
+	}
 	if p.err != nil {
 		return fail(p.err)
 	}

@@ -47,6 +47,9 @@ func (t *task) restoreFd(fd image.Fd, files map[int]*image.File,
 	if fd.Flags&unix.O_CLOEXEC != 0 {
 		cloexec = unix.O_CLOEXEC
 	}
+	if fd.Shared && fd.SharesPID != 0 {
+		return t.takeFd(fd.SharesPID, fd.Shares, fd.Fd, cloexec)
+	}
 	if fd.Shared {
 		_, err := t.call("dup3", unix.SYS_DUP3, uint64(fd.Shares), uint64(fd.Fd), cloexec)
 		return err

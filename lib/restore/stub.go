@@ -141,6 +141,9 @@ func pidState(pid int) (state, comm string, err error) {
 	return string(s[close+2]), s[open+1 : close], nil
 }
 
+// errPIDTaken is a PID that clone3 found in use.
+var errPIDTaken = errors.New("pid taken")
+
 // cloneWithPID creates, from inside the stub, a child process with the
 // given PID (clone3 with set_tid) and returns it at its first stop. The
 // child is a copy of the stub, traced from its first instruction.
@@ -157,7 +160,8 @@ func cloneWithPID(stub *task, pid int) (*task, error) {
 	}
 	got, err := stub.call("clone3", unix.SYS_CLONE3, args, 88)
 	if errors.Is(err, unix.EEXIST) {
-		return nil, fmt.Errorf("pid %d is in use: cannot restore it with the same pid", pid)
+		return nil, fmt.Errorf("pid %d is in use: cannot restore it with the same pid: %w",
+			pid, errPIDTaken)
 	}
 	if err != nil {
 		return nil, err

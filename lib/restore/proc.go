@@ -1,0 +1,221 @@
+package restore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ckpt/ckpt/lib/ghost"
+	"github.com/ckpt/ckpt/lib/image"
+	"golang.org/x/sys/unix"
+)
+
+// proc is one process of the tree being restored.
+type proc struct {
+	tk *image.Task
+	t  *task // its main thread
+	// threads are its other threads created so far, in image order.
+	threads []*task
+	// sid and pgid are the session and group it is to have.
+	sid, pgid int
+}
+
+// prepare creates one process with its saved PID, as a child of its
+// restored parent (the root: of a throwaway stub), and for a live one
+// its address space, ready for pages.
+func (rs *restorer) prepare(tk *image.Task) error {
+	if rs.byPID[tk.PID] != nil {
+		return fmt.Errorf("pid %d: the image lists it twice", tk.PID)
+	}
+	if !tk.Zombie && (len(tk.Threads) == 0 || tk.Threads[0].TID != tk.PID) {
+		return fmt.Errorf("pid %d: the image does not list its main thread first", tk.PID)
+	}
+	if err := rs.waitFree(tk); err != nil {
+		return err
+	}
+	pr := &proc{tk: tk}
+	parent, err := rs.parentOf(pr)
+	if err != nil {
+		return err
+	}
+	t, err := rs.clone(parent, tk.PID)
+	if err != nil {
+		return err
+	}
+	pr.t = t
+	rs.procs = append(rs.procs, pr)
+	rs.byPID[tk.PID] = pr
+	if rs.stub != 0 {
+		// The root's stub is no longer needed; the root is adopted by
+		// init.
+		kill(rs.stub)
+		rs.stub = 0
+	}
+	if pr.sid == tk.PID {
+		if _, err := t.call("setsid", unix.SYS_SETSID); err != nil {
+			return err
+		}
+	}
+	if tk.Zombie {
+		return nil
+	}
+	return rs.build(pr)
+}
+
+// clone clones pid from parent. A PID that no process has may still be
+// taken as the process group or session of a zombie that init has not
+// reaped yet (right after a dump with --kill): that is waited for too.
+func (rs *restorer) clone(parent *task, pid int) (*task, error) {
+	deadline := time.Now().Add(rs.opt.PIDWait)
+	said := false
+	for {
+		t, err := cloneWithPID(parent, pid)
+		if !errors.Is(err, errPIDTaken) || time.Now().After(deadline) {
+			return t, err
+		}
+		if _, _, serr := pidState(pid); !errors.Is(serr, os.ErrNotExist) {
+			return t, err
+		}
+		if !said {
+			rs.note("pid %d is still the group or session of a process not reaped yet; "+
+				"waiting up to %v", pid, rs.opt.PIDWait)
+			said = true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitFree waits until the PID and TIDs of tk are free.
+func (rs *restorer) waitFree(tk *image.Task) error {
+	if err := waitPIDFree(tk.PID, rs.opt.PIDWait, rs.opt.Note); err != nil {
+		return err
+	}
+	for _, th := range tk.Threads[min(1, len(tk.Threads)):] {
+		if err := waitPIDFree(th.TID, rs.opt.PIDWait, rs.opt.Note); err != nil {
+			return fmt.Errorf("pid %d thread %d: %w", tk.PID, th.TID, err)
+		}
+	}
+	return nil
+}
+
+// parentOf returns the task to clone pr from, and sets the session and
+// group pr is to have. The first process is the root: it is cloned from
+// a stub and leads a session of its own; a session and group it belonged
+// to whose leader was outside the tree become that new session and its
+// group. Every other process is cloned from its parent, which the image
+// lists before it.
+func (rs *restorer) parentOf(pr *proc) (*task, error) {
+	tk := pr.tk
+	if len(rs.procs) == 0 {
+		if tk.Zombie {
+			return nil, fmt.Errorf("pid %d: the root of the image is a zombie", tk.PID)
+		}
+		rs.sids[tk.SID], rs.pgids[tk.PGID] = tk.PID, tk.PID
+		pr.sid, pr.pgid = tk.PID, tk.PID
+		return rs.startStub(tk.Vmas)
+	}
+	parent := rs.byPID[tk.PPID]
+	if parent == nil || parent.tk.Zombie {
+		return nil, fmt.Errorf("pid %d: its parent %d is not restored before it: "+
+			"the image does not list every parent before its children", tk.PID, tk.PPID)
+	}
+	pr.sid, pr.pgid = mapped(rs.sids, tk.SID), mapped(rs.pgids, tk.PGID)
+	if pr.sid != tk.PID && pr.sid != parent.sid {
+		return nil, fmt.Errorf("pid %d (%s) is in session %d, which neither it nor its "+
+			"parent %d leads, and whose leader is gone: not supported yet",
+			tk.PID, tk.Comm, tk.SID, tk.PPID)
+	}
+	return parent.t, nil
+}
+
+func mapped(m map[int]int, id int) int {
+	if v, ok := m[id]; ok {
+		return v
+	}
+	return id
+}
+
+// build gives a new live process its address space: it closes what it
+// inherited, unmaps it, moves the vdso and vvar areas and maps every saved
+// mapping.
+func (rs *restorer) build(pr *proc) error {
+	t, tk := pr.t, pr.tk
+	if _, err := t.call("close_range", unix.SYS_CLOSE_RANGE, 0, ^uint64(0)>>32, 0); err != nil {
+		return err
+	}
+	if err := t.moveArea(tk.Vmas); err != nil {
+		return err
+	}
+	if err := t.clearAddressSpace(); err != nil {
+		return err
+	}
+	if err := t.moveSpecials(tk.Vmas); err != nil {
+		return err
+	}
+	return rs.mapAll(pr)
+}
+
+// mapAll maps every saved mapping of pr, opening the files behind them in
+// the task for as long as it takes.
+func (rs *restorer) mapAll(pr *proc) error {
+	t := pr.t
+	opened := map[int]uint64{}
+	for _, v := range pr.tk.Vmas {
+		shmem := v.Kind == image.VmaAnon && v.Shared
+		if shmem && strings.HasPrefix(v.Name, "[anon_shmem:") {
+			// The kernel names only memory it made for MAP_ANONYMOUS; a
+			// mapping of the restored object's file cannot be named.
+			rs.note("pid %d: mapping %#x-%#x: the name %s is not restored; "+
+				"maps shows /dev/zero (deleted)", t.pid, v.Start, v.End, v.Name)
+		}
+		if v.Kind != image.VmaFile && !shmem || v.FileID == 0 {
+			continue
+		}
+		if _, ok := opened[v.FileID]; ok {
+			continue
+		}
+		f, ok := rs.files[v.FileID]
+		if !ok {
+			return fmt.Errorf("pid %d: mapping %#x-%#x (%s): file %d is not in the image",
+				t.pid, v.Start, v.End, v.Name, v.FileID)
+		}
+		flags := unix.O_RDONLY | unix.O_CLOEXEC
+		if v.Shared && v.Prot&unix.PROT_WRITE != 0 || ghost.HoldsShmem(f) {
+			// Shared memory may always be made writable (VM_MAYWRITE).
+			flags = unix.O_RDWR | unix.O_CLOEXEC
+		}
+		fd, err := rs.openFile(t, f, flags)
+		if err != nil {
+			return err
+		}
+		opened[v.FileID] = fd
+	}
+	if err := t.mapVmas(pr.tk.Vmas, opened); err != nil {
+		return err
+	}
+	for _, fd := range opened {
+		if _, err := t.call("close", unix.SYS_CLOSE, fd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openFile opens f in task t: a ghost, remap or shared memory object
+// through the restorer's held file, anything else by its path.
+func (rs *restorer) openFile(t *task, f *image.File, flags int) (uint64, error) {
+	path := f.Path
+	var err error
+	switch {
+	case ghost.Holds(f):
+		path, err = rs.ghosts.Path(f.ID)
+	case ghost.HoldsShmem(f):
+		path, err = rs.shmem.Path(f.ID)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return t.openFile(path, flags)
+}
