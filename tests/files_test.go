@@ -17,6 +17,7 @@ import (
 	"github.com/ckpt/ckpt/lib/archive"
 	"github.com/ckpt/ckpt/lib/image"
 	"github.com/ckpt/ckpt/lib/stream"
+	"golang.org/x/sys/unix"
 )
 
 // The tests of this file are the cases of issue 3: files that are open
@@ -233,10 +234,93 @@ func TestFilesGhostManyUses(t *testing.T) {
 	wantImage(t, img, 1, 0, 1<<20)
 }
 
-// Case 4, across tasks.
+// Cases 4 and 11 across tasks (testdata/files_tasks.c): one ghost open
+// in a parent and in its child, through one inherited description and
+// through a description of the child's own, and a linked file's
+// description inherited too. One copy in the archive; after the restore
+// one file, the inherited descriptions shared again (kcmp), the child's
+// own one apart, every offset and link as it was.
 func TestFilesGhostManyTasks(t *testing.T) {
-	t.Skip("process trees are not supported yet: restore refuses an image of more than " +
-		"one process, so one ghost used by two tasks cannot be restored")
+	prog := compileC(t, "files_tasks.c")
+	dir := t.TempDir()
+	out := filepath.Join(t.TempDir(), "out")
+	s := start(t, out, prog, dir)
+	var parent, child int
+	waitFor(t, 20*time.Second, "READY", func() bool {
+		l := lines(t, out)
+		if len(l) == 0 {
+			return false
+		}
+		_, err := fmt.Sscanf(l[0], "READY %d %d", &parent, &child)
+		return err == nil
+	})
+	t.Cleanup(func() { killPID(child) })
+	img := dump(t, s.pid)
+	<-s.exited
+	waitFor(t, 10*time.Second, "the child to be reaped", func() bool { return procState(child) == "" })
+	restore(t, img, parent)
+	t.Cleanup(func() { killPID(child) })
+	wantImage(t, img, 1, 0, 1<<20)
+	wantNames(t, dir, "l.dat")
+
+	ghostLink := filepath.Join(dir, "g.dat") + " (deleted)"
+	fds := []struct {
+		pid, fd int
+		link    string
+		pos     int
+	}{{parent, 3, ghostLink, 1000}, {child, 3, ghostLink, 1000}, {child, 5, ghostLink, 77},
+		{parent, 4, filepath.Join(dir, "l.dat"), 500}, {child, 4, filepath.Join(dir, "l.dat"), 500}}
+	var inos []uint64
+	for _, f := range fds {
+		p := fmt.Sprintf("/proc/%d/fd/%d", f.pid, f.fd)
+		link, err := os.Readlink(p)
+		if err != nil || link != f.link {
+			t.Errorf("%s reads %q (%v), want %q", p, link, err, f.link)
+		}
+		if pos := fdPos(t, f.pid, f.fd); pos != f.pos {
+			t.Errorf("%s: offset %d, want %d", p, pos, f.pos)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		inos = append(inos, st.Ino)
+	}
+	if inos[0] != inos[1] || inos[0] != inos[2] {
+		t.Errorf("the ghost is %v in its three uses: not one file", inos[:3])
+	}
+	if !sameDescription(parent, child, 3) || !sameDescription(parent, child, 4) {
+		t.Error("fds 3 and 4 of parent and child are no longer one description each")
+	}
+	if kcmpFds(child, 3, 5) {
+		t.Error("the child's fd 5 shares fd 3's description: it had its own")
+	}
+	checkGhostBytes(t, fmt.Sprintf("/proc/%d/fd/5", child))
+}
+
+// kcmpFds reports whether fds a and b of pid are one description.
+func kcmpFds(pid, a, b int) bool {
+	r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(pid), uintptr(pid), 0,
+		uintptr(a), uintptr(b), 0)
+	return errno == 0 && r == 0
+}
+
+// checkGhostBytes reads files_tasks.c's ghost through path and checks its
+// pattern.
+func checkGhostBytes(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 1<<20 {
+		t.Fatalf("%s: %d bytes, want 1 MiB", path, len(b))
+	}
+	for i, c := range b {
+		if c != byte(i*131+(i>>11)+5) {
+			t.Fatalf("%s: byte %d is %#x", path, i, c)
+		}
+	}
 }
 
 // Case 5: a file unlinked at its name but linked elsewhere: a hidden
@@ -385,12 +469,6 @@ func TestFilesDup(t *testing.T) {
 	img := r.dumpRestore(nil)
 	wantImage(t, img, 1, 0, 65536)
 	wantNames(t, r.dir, "linked.dat")
-}
-
-// Case 11, across tasks.
-func TestFilesDupTasks(t *testing.T) {
-	t.Skip("process trees are not supported yet: an open file description shared by " +
-		"two tasks needs both tasks restored")
 }
 
 // Case 12: O_APPEND, O_RDONLY and O_WRONLY|O_TRUNC files, linked and
