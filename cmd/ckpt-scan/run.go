@@ -136,8 +136,8 @@ type scan struct {
 	tree    *freeze.Tree
 	members []member
 	ctl     *freeze.Control
-	out    *output
-	stderr io.Writer
+	out     *output
+	stderr  io.Writer
 }
 
 // dumped is one process as the stream gives it: its task record and its

@@ -1,10 +1,11 @@
-// Package restore rebuilds a dumped process from its record stream and
-// lets it run: same PID, memory, registers, files and signal state.
+// Package restore rebuilds a dumped process tree from its record stream
+// and lets it run: same PIDs, memory, registers, files and signal state.
 //
 // Every new task is driven from outside with ptrace (docs/ckpt-restore.md
-// lists the steps): a stub is forked and stopped at exec, a child with
-// the saved PID is cloned from it with clone3 and set_tid, and that child
-// is rebuilt by system calls injected into it, registers last.
+// lists the steps): a stub is forked and stopped at exec, the root with
+// its saved PID is cloned from it with clone3 and set_tid, every other
+// process from its restored parent the same way, and each is rebuilt by
+// system calls injected into it, registers last.
 //
 // Preconditions: the caller is root (clone3 with set_tid and PR_SET_MM_MAP
 // with an exe fd need CAP_CHECKPOINT_RESTORE or CAP_SYS_ADMIN).
@@ -268,4 +269,3 @@ func (rs *restorer) startStub(vmas []image.Vma) (*task, error) {
 	j.SetSyscallAddr(area)
 	return newTask(pid, j, area), nil
 }
-

@@ -91,7 +91,8 @@ func (p *printer) tree() {
 	var walk func(t *Task, depth int)
 	walk = func(t *Task, depth int) {
 		seen[t.PID] = true
-		p.printf("%s%d %s\n", strings.Repeat("  ", depth+1), t.PID, t.Task.Comm)
+		p.printf("%s%d %s%s\n", strings.Repeat("  ", depth+1), t.PID, t.Task.Comm,
+			zombieNote(t.Task))
 		for _, c := range byParent[t.PID] {
 			if !seen[c.PID] {
 				walk(c, depth+1)
@@ -153,10 +154,25 @@ func (p *printer) task(t *Task) {
 
 func (p *printer) pageSize() int64 { return int64(max(p.s.Header.PageSize, 1)) }
 
+// zombieNote says " (zombie, exit code N)" or " (zombie, killed by
+// signal N)" for a zombie, nothing for a live process.
+func zombieNote(task *image.Task) string {
+	switch {
+	case !task.Zombie:
+		return ""
+	case task.ExitStatus&0x7f != 0:
+		return fmt.Sprintf(" (zombie, killed by signal %d)", task.ExitStatus&0x7f)
+	}
+	return fmt.Sprintf(" (zombie, exit code %d)", task.ExitStatus>>8&0xff)
+}
+
 func (p *printer) taskRecord(task *image.Task) {
-	p.printf("\ntask %d %s\n", task.PID, task.Comm)
+	p.printf("\ntask %d %s%s\n", task.PID, task.Comm, zombieNote(task))
 	p.printf("  ids       ppid %d, pgid %d, sid %d, start time %d\n",
 		task.PPID, task.PGID, task.SID, task.StartTime)
+	if task.Zombie {
+		return
+	}
 	p.printf("  exe       %s%s\n", task.Exe, p.fileRef(task.ExeFileID))
 	p.printf("  cwd       %s, root %s\n", task.Cwd, task.Root)
 	p.printf("  threads   %d\n", len(task.Threads))
