@@ -66,6 +66,7 @@ type resolver struct {
 	inodes  map[devIno]*inode
 	order   []*inode // in order of first use
 	sources map[int]*usage
+	anon    anonFiles // eventfds, signalfds, timerfds, epolls
 	sum     Summary
 }
 
@@ -97,6 +98,9 @@ func Resolve(ctx context.Context, tasks []*image.Task, fds []*image.Fd,
 	}
 
 	files, err := r.resolve(ctx)
+	if err == nil {
+		files, err = r.resolveAnon(files, fds)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +137,11 @@ func (r *resolver) collect(ctx context.Context, tasks []*image.Task, fds []*imag
 		if !known[fd.PID] {
 			return &Error{Use: u, Path: fd.Link, Err: fmt.Errorf("no task record for pid %d", fd.PID)}
 		}
-		if err := r.add(u, fd.Link, devIno{fd.Dev, fd.Ino}, &fd.FileID); err != nil {
+		add := r.add
+		if isAnon(fd.Link) {
+			add = r.addAnon
+		}
+		if err := add(u, fd.Link, devIno{fd.Dev, fd.Ino}, &fd.FileID); err != nil {
 			return err
 		}
 		r.sum.Fds++

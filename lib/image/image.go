@@ -326,6 +326,11 @@ type File struct {
 	// ClonePath is the hidden file holding a ghost-clone's contents, made
 	// at dump in the directory of Path (or its nearest existing parent).
 	ClonePath string `msgpack:"clone_path,omitempty"`
+	// The state of an anon inode File (anonfd.go), set for its kind only.
+	Eventfd  *Eventfd  `msgpack:"eventfd,omitempty"`
+	Signalfd *Signalfd `msgpack:"signalfd,omitempty"`
+	Timerfd  *Timerfd  `msgpack:"timerfd,omitempty"`
+	Epoll    *Epoll    `msgpack:"epoll,omitempty"`
 }
 
 // GhostData is a run of the contents of a ghost File: Data is what the

@@ -49,3 +49,13 @@ func FuzzParseFdinfo(f *testing.F) {
 		_, _ = ParsePersonality(b)
 	})
 }
+
+func FuzzParseAnonFdinfo(f *testing.F) {
+	seed(f, "anonfd/eventfd", "anonfd/signalfd", "anonfd/timerfd", "anonfd/epoll")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = ParseEventfd(b)
+		_, _ = ParseSignalfd(b)
+		_, _ = ParseTimerfd(b)
+		_, _ = ParseEpoll(b)
+	})
+}
