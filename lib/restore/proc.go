@@ -204,8 +204,12 @@ func (rs *restorer) mapAll(pr *proc) error {
 }
 
 // openFile opens f in task t: a ghost, remap or shared memory object
-// through the restorer's held file, anything else by its path.
+// through the restorer's held file, an eventfd, signalfd, timerfd or
+// epoll by its system call, anything else by its path.
 func (rs *restorer) openFile(t *task, f *image.File, flags int) (uint64, error) {
+	if isAnon(f) {
+		return t.openAnon(f, flags)
+	}
 	path := f.Path
 	var err error
 	switch {

@@ -186,7 +186,7 @@ func (rs *restorer) record(r *stream.Reader, rec stream.Record) error {
 }
 
 // addFile takes one File record: a ghost, remap or shared memory object
-// is made in the restorer now; a linked file is checked.
+// is made in the restorer now; a linked file or an anon one is checked.
 func (rs *restorer) addFile(f *image.File) error {
 	switch {
 	case ghost.Holds(f):
@@ -195,6 +195,10 @@ func (rs *restorer) addFile(f *image.File) error {
 		}
 	case ghost.HoldsShmem(f):
 		if err := rs.shmem.Add(f); err != nil {
+			return err
+		}
+	case isAnon(f):
+		if err := checkAnon(f); err != nil {
 			return err
 		}
 	default:

@@ -28,17 +28,18 @@ func (t *task) openFile(path string, flags int) (uint64, error) {
 
 // restoreFds opens every saved descriptor at its number, with its flags
 // and offset. An fd that shares its open file description with an
-// earlier one (Shares) is a dup of it, so the offset stays shared.
+// earlier one (Shares) is a dup of it, so the offset stays shared. Epolls
+// come last, once their targets are open, and get their targets then.
 func (t *task) restoreFds(fds []image.Fd, files map[int]*image.File,
 	open func(*image.File, int) (uint64, error)) error {
 	fds = slices.Clone(fds)
-	slices.SortFunc(fds, func(a, b image.Fd) int { return a.Fd - b.Fd })
+	slices.SortFunc(fds, fdOrder(files)) // by number, epolls last
 	for _, fd := range fds {
 		if err := t.restoreFd(fd, files, open); err != nil {
 			return fmt.Errorf("pid %d fd %d (%s): %w", t.pid, fd.Fd, fd.Link, err)
 		}
 	}
-	return nil
+	return t.addEpollTargets(fds, files)
 }
 
 func (t *task) restoreFd(fd image.Fd, files map[int]*image.File,

@@ -1,0 +1,126 @@
+package tests
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ckpt/ckpt/lib/image"
+)
+
+// anonRun is one subject of testdata/anonfd.c.
+type anonRun struct {
+	t     *testing.T
+	out   string
+	pid   int
+	round int
+}
+
+// check sends the subject a SIGUSR1 for its signalfd, then a SIGUSR2 to
+// make it check its fds, and fails the test on any BAD line of that
+// round.
+func (r *anonRun) check(when string) {
+	r.t.Helper()
+	for _, sig := range []syscall.Signal{syscall.SIGUSR1, syscall.SIGUSR2} {
+		if err := syscall.Kill(r.pid, sig); err != nil {
+			r.t.Fatalf("signal pid %d: %v", r.pid, err)
+		}
+	}
+	done := fmt.Sprintf("DONE %d", r.round)
+	waitFor(r.t, 30*time.Second, "check round "+done, func() bool {
+		return slices.Contains(lines(r.t, r.out), done)
+	})
+	round, ok := 0, 0
+	for _, l := range lines(r.t, r.out) {
+		switch {
+		case strings.HasPrefix(l, "DONE "):
+			round++
+		case round == r.round && strings.HasPrefix(l, "BAD "):
+			r.t.Errorf("%s: %s", when, l)
+		case round == r.round && strings.HasPrefix(l, "OK "):
+			ok++
+		}
+	}
+	if ok != 17 {
+		r.t.Errorf("%s: %d checks passed, want 17", when, ok)
+	}
+	r.round++
+}
+
+// TestAnonFds dumps and restores a process holding two eventfds (one a
+// semaphore), a signalfd, two timerfds (one periodic, one expired and
+// not read) and an epoll watching three of them. The process checks
+// them itself before the dump, which proves the checks, and after the
+// restore: counters, signal delivery through the signalfd, timer
+// interval and expirations, the data epoll_wait returns, fd flags.
+func TestAnonFds(t *testing.T) {
+	prog := compileC(t, "anonfd.c")
+	out := filepath.Join(t.TempDir(), "out")
+	s := start(t, out, prog)
+	r := &anonRun{t: t, out: out, pid: s.pid}
+	waitFor(t, 30*time.Second, "READY", func() bool {
+		return slices.ContainsFunc(lines(t, out), func(l string) bool {
+			return strings.HasPrefix(l, "READY")
+		})
+	})
+	r.check("before the dump")
+	// Let the one-shot timer expire and the periodic one wait to be read.
+	time.Sleep(200 * time.Millisecond)
+
+	img := dump(t, s.pid)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the dumped subject still runs after ckpt-scan --kill")
+	}
+	got := readImageFiles(t, img)
+	want := map[string]int{image.FileEventfd: 2, image.FileSignalfd: 1,
+		image.FileTimerfd: 2, image.FileEpoll: 1}
+	for kind, n := range want {
+		if got.kinds[kind] != n {
+			t.Errorf("image holds %d %s files, want %d", got.kinds[kind], kind, n)
+		}
+	}
+	checkAnonImage(t, got.files)
+
+	restore(t, img, s.pid)
+	r.check("after the restore")
+	r.check("again")
+}
+
+// checkAnonImage checks the state the archive holds.
+func checkAnonImage(t *testing.T, files []image.File) {
+	t.Helper()
+	var counts []uint64
+	var ticks []uint64
+	for _, f := range files {
+		switch {
+		case f.Eventfd != nil:
+			counts = append(counts, f.Eventfd.Count)
+			if f.Eventfd.Semaphore != (f.Eventfd.Count == 3) {
+				t.Errorf("eventfd %+v: only the one with 3 is a semaphore", *f.Eventfd)
+			}
+		case f.Signalfd != nil:
+			if f.Signalfd.Mask != 1<<(syscall.SIGUSR1-1) {
+				t.Errorf("signalfd mask %#x, want SIGUSR1 alone", f.Signalfd.Mask)
+			}
+		case f.Timerfd != nil:
+			ticks = append(ticks, f.Timerfd.Ticks)
+		case f.Epoll != nil:
+			if len(f.Epoll.Targets) != 3 {
+				t.Errorf("epoll targets %+v, want 3", f.Epoll.Targets)
+			}
+		}
+	}
+	slices.Sort(counts)
+	if !slices.Equal(counts, []uint64{3, 5}) {
+		t.Errorf("eventfd counters %v, want 3 and 5", counts)
+	}
+	if !slices.Equal(ticks, []uint64{1, 1}) {
+		t.Errorf("timerfd unread expirations %v, want 1 and 1", ticks)
+	}
+}
