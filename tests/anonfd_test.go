@@ -124,3 +124,52 @@ func checkAnonImage(t *testing.T, files []image.File) {
 		t.Errorf("timerfd unread expirations %v, want 1 and 1", ticks)
 	}
 }
+
+// lingering is a python3 subject whose epoll still watches an eventfd
+// through an fd number it closed after EPOLL_CTL_ADD: a dup keeps the
+// eventfd open, so the entry stays, but nothing could add it again.
+const lingering = `
+import os, select, time
+e = os.eventfd(0)
+keep = os.dup(e)
+ep = select.epoll()
+ep.register(e, select.EPOLLIN)
+os.close(e)
+print("READY", ep.fileno(), e, flush=True)
+time.sleep(3600)
+`
+
+// TestAnonFdsLingeringTarget: the dump is refused, naming the task, the
+// epoll fd and the closed target fd, and the subject runs on.
+func TestAnonFdsLingeringTarget(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	s := start(t, out, "python3", "-c", lingering)
+	var ready []string
+	waitFor(t, 30*time.Second, "READY", func() bool {
+		for _, l := range lines(t, out) {
+			if strings.HasPrefix(l, "READY") {
+				ready = strings.Fields(l)
+				return true
+			}
+		}
+		return false
+	})
+	if len(ready) != 3 {
+		t.Fatalf("subject said %q", ready)
+	}
+	img := filepath.Join(t.TempDir(), "img")
+	line := fmt.Sprintf("ckpt-scan --kill %d | ckpt-files | ckpt-mem | ckpt-pack > %s", s.pid, img)
+	stderr, err := run(t, 60*time.Second, line)
+	if err == nil {
+		t.Fatal("an epoll with a closed target fd was dumped")
+	}
+	want := fmt.Sprintf("ckpt-files: pid %d fd %s: anon_inode:[eventpoll]: epoll target fd %s "+
+		"(", s.pid, ready[1], ready[2])
+	if !strings.Contains(stderr, want) || !strings.Contains(stderr, "is no longer open") {
+		t.Errorf("stderr %q, want it to contain %q and say the target is no longer open",
+			stderr, want)
+	}
+	waitFor(t, 10*time.Second, "the subject to run again", func() bool {
+		return alive(s.pid) && tracerPID(s.pid) == 0
+	})
+}
