@@ -138,6 +138,7 @@ func fileDetails(f *File) string {
 	if f.UID != 0 || f.GID != 0 {
 		d = append(d, fmt.Sprintf("owner %d:%d", f.UID, f.GID))
 	}
+	d = append(d, anonDetails(&f.File)...)
 	return strings.Join(d, ", ")
 }
 
