@@ -19,10 +19,16 @@
 //	        contents follow as ghost-data records, read through
 //	        map_files, data extents only and all-zero pages left out
 //
+// Eventfds, signalfds, timerfds and epolls, which all share one anon
+// inode, are resolved by open file description instead: one File per
+// description, of kind eventfd, signalfd, timerfd or epoll, with the
+// state fdinfo shows (anonfd.go).
+//
 // Anything else is refused with an *Error that wraps ErrNotSupported and
-// names the task, the fd or mapping and the file: pipes, sockets, anon
-// inodes, terminals and other devices, memfd and SysV shared memory, and
-// removed directories.
+// names the task, the fd or mapping and the file: pipes, sockets, other
+// anon inodes, terminals and other devices, memfd and SysV shared memory,
+// removed directories, and an epoll entry whose fd was closed after it
+// was added.
 //
 // Fds of one task that share an open file description (kcmp KCMP_FILE,
 // which needs CONFIG_KCMP) point at the lowest fd of it (Fd.Shares).
