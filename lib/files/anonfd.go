@@ -105,7 +105,7 @@ func (a *anonFiles) find(d *anonDesc) (*anonDesc, error) {
 			continue
 		}
 		first := old.uses[0]
-		same, err := sameFileIn(first.PID, first.Fd, us.PID, us.Fd)
+		same, err := sameFile(first.PID, first.Fd, us.PID, us.Fd)
 		if err != nil {
 			return nil, fmt.Errorf("compare with pid %d fd %d: %w", first.PID, first.Fd, err)
 		}
