@@ -118,6 +118,13 @@ func describe(s *files.Summary) string {
 	if s.Files["ghost"] > 0 || s.GhostBytes > 0 {
 		line += fmt.Sprintf(", %s of ghost data", bytesString(s.GhostBytes))
 	}
+	if s.Files["pipe"]+s.Files["fifo"] > 0 {
+		line += fmt.Sprintf(", %s in flight in pipes", bytesString(s.PipeBytes))
+		if s.Unseen > 0 {
+			line += fmt.Sprintf(" (other holders looked for in every process but %d, "+
+				"not readable)", s.Unseen)
+		}
+	}
 	return line
 }
 

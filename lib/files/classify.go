@@ -40,6 +40,9 @@ var devices = map[uint64]string{
 // when no name as it is leads to the inode.
 func classify(live stat, names []string, lookup func(string) (stat, error),
 	shmDev uint64) (verdict, error) {
+	if isFifo(live) {
+		return classifyPipe(live, names, lookup)
+	}
 	if err := kernelObject(live, names[0]); err != nil {
 		return verdict{}, err
 	}
@@ -63,16 +66,13 @@ func oldName(name string) string {
 	return name
 }
 
-// kernelObject refuses an inode that has no path at all (pipes, sockets,
-// anon inodes, namespaces): the kernel names those without a leading
-// slash.
+// kernelObject refuses an inode that has no path at all (sockets, anon
+// inodes, namespaces): the kernel names those without a leading slash.
 func kernelObject(live stat, name string) error {
 	if strings.HasPrefix(name, "/") {
 		return nil
 	}
 	switch {
-	case live.Mode&unix.S_IFMT == unix.S_IFIFO:
-		return notSupported("pipes")
 	case live.Mode&unix.S_IFMT == unix.S_IFSOCK:
 		return notSupported("sockets")
 	case strings.HasPrefix(name, "anon_inode:"):
@@ -153,8 +153,6 @@ func typeError(live stat) error {
 		return notSupported("character devices")
 	case unix.S_IFBLK:
 		return notSupported("block devices")
-	case unix.S_IFIFO:
-		return notSupported("named pipes")
 	case unix.S_IFSOCK:
 		return notSupported("sockets")
 	case unix.S_IFLNK:

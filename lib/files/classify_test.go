@@ -81,7 +81,9 @@ func TestClassify(t *testing.T) {
 		{"remap over another file", reg(12, 1), []string{"/other (deleted)"}, image.FileRemap,
 			"/other", ""},
 		{"pipe", stat{Dev: 15, Ino: 9, Mode: unix.S_IFIFO | 0o600}, []string{"pipe:[9]"},
-			"", "", "pipes are not supported yet"},
+			image.FilePipe, "pipe:[9]", ""},
+		{"pipe of another inode", stat{Dev: 15, Ino: 9, Mode: unix.S_IFIFO | 0o600},
+			[]string{"pipe:[8]"}, "", "", "named pipes without a path are not supported yet"},
 		{"socket", stat{Dev: 8, Ino: 9, Mode: unix.S_IFSOCK | 0o777}, []string{"socket:[9]"},
 			"", "", "sockets are not supported yet"},
 		{"eventfd", stat{Dev: 16, Ino: 17, Mode: 0o600}, []string{"anon_inode:[eventfd]"},
@@ -94,7 +96,11 @@ func TestClassify(t *testing.T) {
 		{"block", stat{Dev: 5, Ino: 25, Mode: unix.S_IFBLK | 0o660}, []string{"/dev/sda"},
 			"", "", "block devices"},
 		{"fifo", stat{Dev: 10, Ino: 26, Mode: unix.S_IFIFO | 0o644}, []string{"/fifo"},
-			"", "", "named pipes"},
+			image.FileFifo, "/fifo", ""},
+		{"removed fifo", stat{Dev: 10, Ino: 29, Mode: unix.S_IFIFO | 0o644},
+			[]string{"/fifo (deleted)"}, "", "", "removed named pipes are not supported yet"},
+		{"fifo replaced", stat{Dev: 10, Ino: 29, Mode: unix.S_IFIFO | 0o644}, []string{"/fifo"},
+			"", "", "removed named pipes are not supported yet"},
 		{"symlink", stat{Dev: 10, Ino: 27, Mode: unix.S_IFLNK | 0o777}, []string{"/link"},
 			"", "", "symbolic links"},
 		{"removed dir", stat{Dev: 10, Ino: 28, Mode: unix.S_IFDIR}, []string{"/g (deleted)"},
@@ -127,7 +133,7 @@ func TestClassify(t *testing.T) {
 }
 
 func TestNotSupportedIs(t *testing.T) {
-	_, err := classify(stat{Mode: unix.S_IFIFO}, []string{"pipe:[1]"}, fakeFS{}.lstat, testShm)
+	_, err := classify(stat{Mode: unix.S_IFSOCK}, []string{"socket:[1]"}, fakeFS{}.lstat, testShm)
 	if !errors.Is(err, ErrNotSupported) {
 		t.Fatalf("%v does not wrap ErrNotSupported", err)
 	}
@@ -138,8 +144,17 @@ func TestErrorText(t *testing.T) {
 		err  *Error
 		want string
 	}{
-		{&Error{Use{UseFd, 123, 4, 0, 0}, "pipe:[5678]", notSupported("pipes")},
-			"pid 123 fd 4: pipe:[5678]: pipes are not supported yet"},
+		{&Error{Use{UseFd, 123, 4, 0, 0}, "socket:[5678]", notSupported("sockets")},
+			"pid 123 fd 4: socket:[5678]: sockets are not supported yet"},
+		{&Error{Use{UseFd, 12, 0, 0, 0}, "pipe:[34]", outsideError(readEnd,
+			[]holder{{pid: 56, comm: "sh", fd: 1, ends: writeEnd}})},
+			"pid 12 fd 0: pipe:[34]: the other end is held by pid 56 (sh) outside the dumped tree"},
+		{&Error{Use{UseFd, 12, 0, 0, 0}, "pipe:[34]", outsideError(readEnd,
+			[]holder{{pid: 55, comm: "cat", ends: readEnd}, {pid: 56, comm: "sh", ends: writeEnd}})},
+			"pid 12 fd 0: pipe:[34]: the other end is held by pid 56 (sh) outside the dumped tree"},
+		{&Error{Use{UseFd, 12, 3, 0, 0}, "/run/fifo", outsideError(readEnd|writeEnd,
+			[]holder{{pid: 55, comm: "cat", ends: readEnd}})},
+			"pid 12 fd 3: /run/fifo: the read end is also held by pid 55 (cat) outside the dumped tree"},
 		{&Error{Use{UseMapping, 7, 0, 0x7f00, 0x7f10}, "/x (deleted)", notSupported("unlinked files")},
 			"pid 7 mapping 7f00-7f10: /x (deleted): unlinked files are not supported yet"},
 		{&Error{Use{UseExe, 7, 0, 0, 0}, "/bin/x", ErrChanged},

@@ -18,6 +18,9 @@
 //	shmem   the shmem inode behind MAP_SHARED|MAP_ANONYMOUS memory: its
 //	        contents follow as ghost-data records, read through
 //	        map_files, data extents only and all-zero pages left out
+//	pipe    an anonymous pipe, and fifo a named pipe at its path: its
+//	        buffer size, and its bytes in flight as ghost-data records,
+//	        read without consuming them (tee)
 //
 // Eventfds, signalfds, timerfds and epolls, which all share one anon
 // inode, are resolved by open file description instead: one File per
@@ -25,10 +28,12 @@
 // state fdinfo shows (anonfd.go).
 //
 // Anything else is refused with an *Error that wraps ErrNotSupported and
-// names the task, the fd or mapping and the file: pipes, sockets, other
-// anon inodes, terminals and other devices, memfd and SysV shared memory,
-// removed directories, and an epoll entry whose fd was closed after it
-// was added.
+// names the task, the fd or mapping and the file: sockets, other anon
+// inodes, terminals and other devices, memfd and SysV shared memory,
+// removed directories and named pipes, pipes in packet mode or with
+// O_ASYNC, and an epoll entry whose fd was closed after it was added. A
+// pipe that a process outside the tree holds too is refused with a
+// *HeldOutsideError that names that process.
 //
 // Fds of one task that share an open file description (kcmp KCMP_FILE,
 // which needs CONFIG_KCMP) point at the lowest fd of it (Fd.Shares).
@@ -141,13 +146,17 @@ func write(ctx context.Context, s *stage.Stage, res *Result, opt Options,
 		if err := s.Out.Write(image.KindFile, f); err != nil {
 			return fmt.Errorf("write file record: %w", err)
 		}
-		if f.Kind != image.FileGhost && f.Kind != image.FileShmem {
-			continue
-		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := res.writeGhost(g, f); err != nil {
+		var err error
+		switch {
+		case f.Kind == image.FileGhost || f.Kind == image.FileShmem:
+			err = res.writeGhost(g, f)
+		case isPipeKind(f.Kind):
+			err = res.writePipe(g, f)
+		}
+		if err != nil {
 			return err
 		}
 	}

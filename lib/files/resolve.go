@@ -19,7 +19,14 @@ type Summary struct {
 	// GhostBytes counts the contents of ghosts written to the stream (data
 	// extents only), set by Run.
 	GhostBytes int64
-	Took       time.Duration // time spent resolving and saving ghosts, in Run
+	// PipeBytes counts the bytes in flight of pipes written to the
+	// stream, set by Run.
+	PipeBytes int64
+	// Unseen counts the processes whose fds ckpt-files may not read
+	// (ptrace access) when it looks for processes outside the tree that
+	// hold one of its pipes.
+	Unseen int
+	Took   time.Duration // time spent resolving and saving ghosts, in Run
 }
 
 // Options tune how files are resolved.
@@ -106,6 +113,10 @@ func Resolve(ctx context.Context, tasks []*image.Task, fds []*image.Fd,
 	}
 
 	if err := r.shares(fds); err != nil {
+		return nil, err
+	}
+
+	if err := r.checkPipes(tasks, fds, files); err != nil {
 		return nil, err
 	}
 
@@ -245,7 +256,8 @@ func (r *resolver) resolve(ctx context.Context) ([]image.File, error) {
 		for _, us := range in.uses {
 			*us.id = f.ID
 		}
-		if f.Kind == image.FileGhost || f.Kind == image.FileRemap || f.Kind == image.FileShmem {
+		if f.Kind == image.FileGhost || f.Kind == image.FileRemap || f.Kind == image.FileShmem ||
+			isPipeKind(f.Kind) {
 			src := source(in)
 			r.sources[f.ID] = src
 			if err := r.checkGhost(&f, src); err != nil {
@@ -288,6 +300,9 @@ func (r *resolver) file(in *inode) (image.File, error) {
 	}
 	if v.Kind == image.FileGhost {
 		f.UID, f.GID = st.UID, st.GID
+	}
+	if isPipeKind(v.Kind) {
+		return f, pipeFile(&f, in)
 	}
 	return f, nil
 }

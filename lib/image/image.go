@@ -15,9 +15,9 @@ const (
 	KindFd     = "fd"     // ckpt-scan: one open descriptor, Fd (FileID set by ckpt-files)
 	KindFile   = "file"   // ckpt-files: one resolved file object, File
 	KindPages  = "pages"  // ckpt-mem: page contents of one task, Pages
-	// KindGhostData is a piece of the contents of a ghost File, GhostData
-	// (ckpt-files). Every one comes after its File record and before any
-	// task or fd record.
+	// KindGhostData is a piece of the contents of a ghost, shmem, pipe or
+	// fifo File, GhostData (ckpt-files). Every one comes after its File
+	// record and before any task or fd record.
 	KindGhostData = "ghost-data"
 )
 
@@ -331,12 +331,16 @@ type File struct {
 	Signalfd *Signalfd `msgpack:"signalfd,omitempty"`
 	Timerfd  *Timerfd  `msgpack:"timerfd,omitempty"`
 	Epoll    *Epoll    `msgpack:"epoll,omitempty"`
+	// PipeSize is the buffer size, in bytes, of a pipe or fifo File
+	// (F_GETPIPE_SZ); its Size is the bytes in flight (see FilePipe).
+	PipeSize int64 `msgpack:"pipe_size,omitempty"`
 }
 
 // GhostData is a run of the contents of a ghost File: Data is what the
 // file holds at Offset, at most MaxChunk bytes. Only data extents are
 // sent (SEEK_DATA, SEEK_HOLE); whatever no record covers, up to the
-// File's Size, is a hole and reads as zeros.
+// File's Size, is a hole and reads as zeros. For a pipe or fifo File the
+// records hold the bytes in flight, in order and without gaps (FilePipe).
 type GhostData struct {
 	FileID int    `msgpack:"file_id"`
 	Offset int64  `msgpack:"offset"`

@@ -175,7 +175,7 @@ func (s *Summary) addGhostData(rec stream.Record) error {
 	case f == nil:
 		s.warn("ghost data for file %d, which no earlier file record defines", g.FileID)
 		return nil
-	case f.Kind != image.FileGhost:
+	case !hasData(f.Kind):
 		s.warn("ghost data for file %d, which is %q, not a ghost", g.FileID, f.Kind)
 	}
 	if end := g.Offset + int64(len(g.Data)); g.Offset < 0 || end > f.Size {
@@ -260,4 +260,14 @@ func (s *Summary) warn(format string, args ...any) {
 		return
 	}
 	s.Warnings = append(s.Warnings, fmt.Sprintf(format, args...))
+}
+
+// hasData reports whether a File of kind is followed by ghost-data records:
+// a ghost's or shared memory object's contents, a pipe's bytes in flight.
+func hasData(kind string) bool {
+	switch kind {
+	case image.FileGhost, image.FileShmem, image.FilePipe, image.FileFifo:
+		return true
+	}
+	return false
 }
