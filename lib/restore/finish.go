@@ -32,6 +32,9 @@ func (rs *restorer) finish() error {
 	if err := rs.shmem.Close(); err != nil {
 		return err
 	}
+	if err := rs.pipes.Close(); err != nil {
+		return err
+	}
 	for _, pr := range rs.procs {
 		if pr.tk.Zombie {
 			if err := pr.exitZombie(); err != nil {
@@ -201,6 +204,7 @@ func (rs *restorer) setGroups() error {
 func (rs *restorer) abort() {
 	rs.ghosts.Abort()
 	rs.shmem.Abort()
+	rs.pipes.Abort()
 	for i := len(rs.procs) - 1; i >= 0; i-- {
 		pr := rs.procs[i]
 		var tids []int

@@ -203,8 +203,8 @@ func (rs *restorer) mapAll(pr *proc) error {
 	return nil
 }
 
-// openFile opens f in task t: a ghost, remap or shared memory object
-// through the restorer's held file, an eventfd, signalfd, timerfd or
+// openFile opens f in task t: a ghost, remap, shared memory object or
+// pipe through the restorer's held file, an eventfd, signalfd, timerfd or
 // epoll by its system call, anything else by its path.
 func (rs *restorer) openFile(t *task, f *image.File, flags int) (uint64, error) {
 	if isAnon(f) {
@@ -217,6 +217,8 @@ func (rs *restorer) openFile(t *task, f *image.File, flags int) (uint64, error) 
 		path, err = rs.ghosts.Path(f.ID)
 	case ghost.HoldsShmem(f):
 		path, err = rs.shmem.Path(f.ID)
+	case ghost.HoldsPipe(f):
+		path, err = rs.pipes.Path(f.ID)
 	}
 	if err != nil {
 		return 0, err

@@ -60,8 +60,9 @@ func Restore(r *stream.Reader, verify func() error, opt Options) (*Result, error
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	rs := &restorer{opt: opt, files: map[int]*image.File{}, ghosts: ghost.NewHolder(),
-		shmem: ghost.NewShmem(), fds: map[int][]image.Fd{}, byPID: map[int]*proc{},
-		sids: map[int]int{}, pgids: map[int]int{}, res: &Result{}}
+		shmem: ghost.NewShmem(), pipes: ghost.NewPipes(), fds: map[int][]image.Fd{},
+		byPID: map[int]*proc{},
+		sids:  map[int]int{}, pgids: map[int]int{}, res: &Result{}}
 	err := rs.run(r, verify)
 	if err != nil {
 		rs.abort()
@@ -79,7 +80,10 @@ type restorer struct {
 	ghosts *ghost.Holder
 	// shmem holds the shared anonymous memory objects, made and filled
 	// in the restorer, for every task to map.
-	shmem  *ghost.Shmem
+	shmem *ghost.Shmem
+	// pipes holds both ends of every pipe, made and filled in the
+	// restorer, until every task has opened its own.
+	pipes  *ghost.Pipes
 	sealed bool
 	fds    map[int][]image.Fd // by PID
 	// procs are the processes created so far, in stream order: every
@@ -154,6 +158,9 @@ func (rs *restorer) record(r *stream.Reader, rec stream.Record) error {
 		if rs.shmem.Has(d.FileID) {
 			return rs.shmem.Write(&d)
 		}
+		if rs.pipes.Has(d.FileID) {
+			return rs.pipes.Write(&d)
+		}
 		return rs.ghosts.Write(&d)
 	case image.KindFd:
 		var fd image.Fd
@@ -185,8 +192,9 @@ func (rs *restorer) record(r *stream.Reader, rec stream.Record) error {
 	return nil
 }
 
-// addFile takes one File record: a ghost, remap or shared memory object
-// is made in the restorer now; a linked file or an anon one is checked.
+// addFile takes one File record: a ghost, remap, shared memory object or
+// pipe is made in the restorer now; a linked file or an anon one is
+// checked.
 func (rs *restorer) addFile(f *image.File) error {
 	switch {
 	case ghost.Holds(f):
@@ -199,6 +207,10 @@ func (rs *restorer) addFile(f *image.File) error {
 		}
 	case isAnon(f):
 		if err := checkAnon(f); err != nil {
+			return err
+		}
+	case ghost.HoldsPipe(f):
+		if err := rs.pipes.Add(f); err != nil {
 			return err
 		}
 	default:
