@@ -22,8 +22,8 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	// Descriptors this test binary inherited (from a CI runner or a shell)
-	// must not leak into the subjects, which would then hold a pipe that
-	// ckpt cannot dump yet.
+	// must not leak into the subjects, which would then hold a pipe whose
+	// other end a process outside them holds: ckpt refuses that.
 	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		fmt.Fprintln(os.Stderr, "tests: close_range:", err)
 		os.Exit(1)
