@@ -251,3 +251,63 @@ func TestPipeHeldOutside(t *testing.T) {
 		t.Fatalf("after the refused dump: %s", got)
 	}
 }
+
+// TestPipesTree checkpoints a parent and its child joined by pipes: P,
+// from the parent's write end to the child's read end, an open of its own;
+// and S, both ends inherited by the child, one open file description each
+// shared by both. After the restore P is one pipe with its bytes in flight
+// and two descriptions, S one pipe whose descriptions are shared again,
+// and what the parent writes the child reads.
+func TestPipesTree(t *testing.T) {
+	prog := compileC(t, "pipes.c")
+	out := filepath.Join(t.TempDir(), "out")
+	s := start(t, out, prog, "tree", "-")
+	waitFor(t, 30*time.Second, "PARENT and CHILD", func() bool { return len(lines(t, out)) >= 2 })
+	var parent, child, p1, s0, s1, q int
+	for _, l := range lines(t, out) {
+		if strings.HasPrefix(l, "PARENT") {
+			fmt.Sscanf(l, "PARENT %d %d %d %d %d", &parent, &child, &p1, &s0, &s1)
+		} else {
+			fmt.Sscanf(l, "CHILD %d %d", &child, &q)
+		}
+	}
+	if parent != s.pid || child == 0 || q == 0 {
+		t.Fatalf("the subject says %q", lines(t, out))
+	}
+	t.Cleanup(func() { killPID(child) })
+	check := func(when string) {
+		t.Helper()
+		if a, b := fdLink(t, parent, p1), fdLink(t, child, q); a != b ||
+			!strings.HasPrefix(a, "pipe:[") || sameDescriptionOf(parent, p1, child, q) {
+			t.Errorf("%s: P is %s in the parent and %s in the child, want one pipe, "+
+				"two descriptions", when, a, b)
+		}
+		for _, fd := range []int{s0, s1} {
+			if a, b := fdLink(t, parent, fd), fdLink(t, child, fd); a != b ||
+				!sameDescription(parent, child, fd) || a == fdLink(t, parent, p1) {
+				t.Errorf("%s: fd %d of S is %s in the parent and %s in the child, want "+
+					"one description", when, fd, a, b)
+			}
+		}
+	}
+	check("before the dump")
+
+	img := dump(t, s.pid)
+	<-s.exited
+	restore(t, img, s.pid)
+	check("after restore")
+	if got := signalCheck(t, parent, out, 3); got != "OK parent" {
+		t.Fatalf("the parent after restore: %s", got)
+	}
+	if got := signalCheck(t, child, out, 4); got != "OK child" {
+		t.Fatalf("the child after restore: %s", got)
+	}
+}
+
+// sameDescriptionOf reports whether fd1 of pid1 and fd2 of pid2 are one
+// open file description (kcmp KCMP_FILE).
+func sameDescriptionOf(pid1, fd1, pid2, fd2 int) bool {
+	r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(pid1), uintptr(pid2), 0,
+		uintptr(fd1), uintptr(fd2), 0)
+	return errno == 0 && r == 0
+}

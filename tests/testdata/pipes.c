@@ -21,7 +21,19 @@
  *		prints READY, and on SIGUSR1 reads its stdin to end of file and
  *		checks that it got the N bytes of stream 4: "OK stdin n=N eof".
  *	pipes gen N
- *		writes the N bytes of stream 4 to stdout and exits. */
+ *		writes the N bytes of stream 4 to stdout and exits.
+ *	pipes tree -
+ *		a parent and its child. P: a pipe holding 40000 bytes of stream
+ *		1 from the parent, which keeps its write end, to the child, whose
+ *		read end is an open of its own (through /proc/self/fd): two open
+ *		file descriptions of one pipe. S: a pipe holding 5000 bytes of
+ *		stream 3, both ends in both, inherited: shared descriptions. The
+ *		parent prints "PARENT pid child p1 s0 s1" and the child, once its
+ *		read end of P is open, "CHILD pid q" (fd numbers). On SIGUSR1 the
+ *		parent writes 3000 more bytes to P and reads the first 2500
+ *		bytes of S, and prints "OK parent"; on SIGUSR1 the child reads
+ *		the 43000 bytes of P and the last 2500 of S, finds S empty, and
+ *		prints "OK child". */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -199,6 +211,44 @@ static int read_stdin(size_t n)
 	return 0;
 }
 
+/* tree runs mode tree. */
+static int tree(void)
+{
+	int p[2], s[2];
+	if (pipe(p) < 0 || pipe(s) < 0 || put(p[1], 1, 0, A_BYTES) || put(s[1], 3, 0, F_BYTES))
+		return 1;
+	pid_t child = fork();
+	if (child < 0)
+		return 1;
+	if (child == 0) {
+		char path[64];
+		snprintf(path, sizeof path, "/proc/self/fd/%d", p[0]);
+		int q = open(path, O_RDONLY);
+		close(p[0]);
+		close(p[1]);
+		printf("CHILD %d %d\n", getpid(), q);
+		wait_usr1();
+		int n = -1;
+		if (q < 0 || get(q, "P", 1, 0, A_BYTES + MORE) || get(s[0], "S", 3, 2500, 2500))
+			printf("BAD child: %s\n", q < 0 ? strerror(errno) : bad);
+		else if (ioctl(s[0], FIONREAD, &n) < 0 || n != 0)
+			printf("BAD child: S holds %d bytes more\n", n);
+		else
+			printf("OK child\n");
+		for (;;)
+			pause();
+	}
+	close(p[0]);
+	printf("PARENT %d %d %d %d %d\n", getpid(), child, p[1], s[0], s[1]);
+	wait_usr1();
+	if (put(p[1], 1, A_BYTES, MORE) || get(s[0], "S", 3, 0, 2500))
+		printf("BAD parent: %s\n", bad[0] ? bad : strerror(errno));
+	else
+		printf("OK parent\n");
+	for (;;)
+		pause();
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 3)
@@ -214,6 +264,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	setvbuf(stdout, 0, _IOLBF, 0);
 
+	if (strcmp(argv[1], "tree") == 0)
+		return tree();
 	if (strcmp(argv[1], "stdin") == 0) {
 		size_t n = strtoul(argv[2], 0, 10);
 		printf("READY\n");
