@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/lib/image"
+	"golang.org/x/sys/unix"
 )
 
 // anonRun is one subject of testdata/anonfd.c.
@@ -172,4 +173,89 @@ func TestAnonFdsLingeringTarget(t *testing.T) {
 	waitFor(t, 10*time.Second, "the subject to run again", func() bool {
 		return alive(s.pid) && tracerPID(s.pid) == 0
 	})
+}
+
+// forkRound has the parent, then the child, of anonfd_fork check their
+// fds, and fails the test on any BAD line.
+func forkRound(t *testing.T, out string, pids [2]int, round int, when string) {
+	t.Helper()
+	for i, who := range []string{"parent", "child"} {
+		if err := syscall.Kill(pids[i], syscall.SIGUSR2); err != nil {
+			t.Fatalf("signal the %s, pid %d: %v", who, pids[i], err)
+		}
+		done := fmt.Sprintf("DONE %s %d", who, round)
+		waitFor(t, 30*time.Second, done, func() bool {
+			return slices.Contains(lines(t, out), done)
+		})
+	}
+	counts := map[string]int{}
+	for _, l := range lines(t, out) {
+		f := strings.Fields(l)
+		switch {
+		case len(f) == 3 && f[0] == "DONE":
+			counts["DONE "+f[1]]++
+		case len(f) > 2 && counts["DONE "+f[1]] == round && f[0] == "BAD":
+			t.Errorf("%s: %s", when, l)
+		case len(f) > 2 && counts["DONE "+f[1]] == round && f[0] == "OK":
+			counts[f[1]]++
+		}
+	}
+	if counts["parent"] != 4 || counts["child"] != 4 {
+		t.Errorf("%s: %d checks of the parent and %d of the child passed, want 4 each",
+			when, counts["parent"], counts["child"])
+	}
+}
+
+// kcmpFile reports whether fd1 of pid1 and fd2 of pid2 are one open file
+// description.
+func kcmpFile(t *testing.T, pid1, fd1, pid2, fd2 int) bool {
+	t.Helper()
+	r, _, errno := syscall.Syscall6(unix.SYS_KCMP, uintptr(pid1), uintptr(pid2),
+		0 /* KCMP_FILE */, uintptr(fd1), uintptr(fd2), 0)
+	if errno != 0 {
+		t.Fatalf("kcmp pid %d fd %d, pid %d fd %d: %v", pid1, fd1, pid2, fd2, errno)
+	}
+	return r == 0
+}
+
+// TestAnonFdsFork: an eventfd, a timerfd and an epoll watching both,
+// shared by a process and its child, are one description each again
+// after the restore: the counter the parent writes is the one the child
+// reads, and both epoll_waits report both targets.
+func TestAnonFdsFork(t *testing.T) {
+	prog := compileC(t, "anonfd_fork.c")
+	out := filepath.Join(t.TempDir(), "out")
+	s := start(t, out, prog)
+	var pids [2]int
+	waitFor(t, 30*time.Second, "READY", func() bool {
+		for _, l := range lines(t, out) {
+			if _, err := fmt.Sscanf(l, "READY %d %d", &pids[0], &pids[1]); err == nil {
+				return true
+			}
+		}
+		return false
+	})
+	t.Cleanup(func() { killPID(pids[1]) })
+	forkRound(t, out, pids, 0, "before the dump")
+
+	img := dump(t, s.pid)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the dumped subject still runs after ckpt-scan --kill")
+	}
+	got := readImageFiles(t, img)
+	if got.kinds[image.FileEventfd] != 1 || got.kinds[image.FileTimerfd] != 1 ||
+		got.kinds[image.FileEpoll] != 1 {
+		t.Errorf("image holds %v, want one eventfd, timerfd and epoll", got.kinds)
+	}
+	waitFor(t, 10*time.Second, "the child to be gone", func() bool { return !alive(pids[1]) })
+
+	restore(t, img, s.pid)
+	for fd := 3; fd <= 5; fd++ {
+		if !kcmpFile(t, pids[0], fd, pids[1], fd) {
+			t.Errorf("fd %d of the parent and the child are two descriptions after the restore", fd)
+		}
+	}
+	forkRound(t, out, pids, 1, "after the restore")
 }
