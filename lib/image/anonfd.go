@@ -56,7 +56,8 @@ type Timerfd struct {
 	// clock, in nanoseconds, set only for a TimerAbstime timer on
 	// CLOCK_REALTIME or CLOCK_REALTIME_ALARM, whose expiry is a date that
 	// means the same after a restore elsewhere. Restore arms the others
-	// with Value, relative to the restore.
+	// Value after the restore (an absolute one on another clock still
+	// absolute: that clock's time at restore plus Value).
 	Expires int64 `msgpack:"expires_ns,omitempty"`
 }
 

@@ -116,7 +116,8 @@ func (t *task) openEventfd(e *image.Eventfd, flags uint64) (uint64, error) {
 }
 
 // openTimerfd makes a timerfd and arms it: an absolute timer on the real
-// time clock for its saved date, any other for the time it had left. A
+// time clock for its saved date, any other for the time it had left (an
+// absolute one still absolute, on its clock read by the restorer). A
 // periodic timer that had expired and waited to be read (no time left)
 // is armed one interval away. The expirations not read yet come last:
 // timerfd_settime clears them.
@@ -131,6 +132,14 @@ func (t *task) openTimerfd(tf *image.Timerfd, flags uint64) (uint64, error) {
 	case tf.Expires != 0:
 		setFlags = uint64(tf.Flags & (image.TimerAbstime | image.TimerCancelOnSet))
 		value = tf.Expires
+	case value > 0 && tf.Flags&image.TimerAbstime != 0:
+		// Absolute on a clock that counts from boot: as far from now on
+		// it as it had left, and still absolute.
+		now, err := clockNow(tf.Clock)
+		if err != nil {
+			return 0, err
+		}
+		setFlags, value = image.TimerAbstime, now+value
 	case value == 0 && tf.Interval > 0 && tf.Ticks > 0:
 		value = tf.Interval
 	case value == 0 && tf.Interval > 0:
@@ -227,3 +236,13 @@ func (t *task) addTargets(efd int, f *image.File, fileAt map[int]int) error {
 
 // errNotSupported ends the message of a case restore cannot handle yet.
 var errNotSupported = errors.New("not supported yet")
+
+// clockNow reads clock in the restorer, in nanoseconds: the task being
+// restored reads the same clocks.
+func clockNow(clock int) (int64, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(int32(clock), &ts); err != nil {
+		return 0, fmt.Errorf("clock_gettime %d: %w", clock, err)
+	}
+	return ts.Nano(), nil
+}

@@ -1,6 +1,7 @@
 /* anonfd: holds an eventfd with a counter of 5, an EFD_SEMAPHORE eventfd
  * with 3, a signalfd on SIGUSR1 (blocked), a timerfd every 100 ms, a
- * one-shot timerfd that has expired and not been read, and an epoll
+ * one-shot timerfd that has expired and not been read, an absolute
+ * timerfd (TFD_TIMER_ABSTIME) 1000 s ahead on CLOCK_MONOTONIC, and an epoll
  * watching the first eventfd, the signalfd and the periodic timerfd with
  * distinct data values. Prints "READY pid".
  *
@@ -29,7 +30,7 @@
 #define DATA_SIGNALFD 0x5167000000000002ull
 #define DATA_TIMERFD 0x71e7000000000003ull
 
-static int counter, sem, sigfd, periodic, oneshot, ep, round_no;
+static int counter, sem, sigfd, periodic, oneshot, absolute, ep, round_no;
 static volatile sig_atomic_t go;
 
 static void on_usr2(int s) { (void)s; go = 1; }
@@ -157,12 +158,33 @@ static void check_timerfds(void)
 	   "periodic timerfd %llu expirations in %lld ms", (unsigned long long)v, ms(&a) - ms(&b));
 }
 
+/* check_absolute checks that the absolute timer is still absolute, as
+ * its fdinfo says, and has the time left it had. */
+static void check_absolute(void)
+{
+	char path[64], buf[512];
+	struct itimerspec its;
+	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", absolute);
+	FILE *f = fopen(path, "r");
+	size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+	if (f)
+		fclose(f);
+	buf[n] = 0;
+	timerfd_gettime(absolute, &its);
+	ok(strstr(buf, "settime flags: 01\n") && its.it_value.tv_sec > 900 &&
+	   its.it_value.tv_sec < 1000 && its.it_interval.tv_sec == 7,
+	   "absolute timerfd: %lld s left, interval %lld s, TFD_TIMER_ABSTIME %d",
+	   (long long)its.it_value.tv_sec, (long long)its.it_interval.tv_sec,
+	   strstr(buf, "settime flags: 01\n") != 0);
+}
+
 static void check(void)
 {
 	check_epoll();
 	check_eventfds();
 	check_signalfd();
 	check_timerfds();
+	check_absolute();
 	check_flags(counter, "eventfd", 1, 0);
 	check_flags(sem, "semaphore eventfd", 1, 1);
 	check_flags(sigfd, "signalfd", 1, 1);
@@ -205,8 +227,13 @@ int main(void)
 	timerfd_settime(periodic, 0, &its, 0);
 	oneshot = timerfd_create(CLOCK_BOOTTIME, TFD_NONBLOCK | TFD_CLOEXEC);
 	arm_oneshot();
+	absolute = timerfd_create(CLOCK_MONOTONIC, 0);
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	struct itimerspec at = {{7, 0}, {now.tv_sec + 1000, 0}};
+	timerfd_settime(absolute, TFD_TIMER_ABSTIME, &at, 0);
 	ep = epoll_create1(EPOLL_CLOEXEC);
-	if (counter < 0 || sem < 0 || sigfd < 0 || periodic < 0 || oneshot < 0 || ep < 0 ||
+	if (counter < 0 || absolute < 0 || sem < 0 || sigfd < 0 || periodic < 0 || oneshot < 0 || ep < 0 ||
 	    add(counter, EPOLLIN, DATA_EVENTFD) || add(sigfd, EPOLLIN | EPOLLET, DATA_SIGNALFD) ||
 	    add(periodic, EPOLLIN, DATA_TIMERFD)) {
 		perror("anonfd: setup");
