@@ -16,6 +16,7 @@
 //	-v                say what was restored and how long it took
 //	--accept-changed  use linked files whose size or mtime changed since the dump
 //	--pid-wait D      how long to wait for a zombie holding a saved PID (default 10s)
+//	--pidns           restore into a new PID namespace, beside the original
 package main
 
 import (
@@ -24,9 +25,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+
+	"github.com/ckpt/ckpt/lib/restore"
 )
 
 func main() {
+	if os.Args[0] == restore.NSInitName {
+		restore.NSInit() // the init of a namespace made by --pidns
+	}
 	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return

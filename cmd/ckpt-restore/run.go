@@ -22,6 +22,10 @@ Example:
   ckpt-scan --kill $PID | ckpt-files | ckpt-mem | ckpt-pack > /tmp/p.img
   ckpt-restore /tmp/p.img
 
+  # a copy beside the original, in a new PID namespace:
+  ckpt-scan $PID | ckpt-files | ckpt-mem | ckpt-pack > /tmp/p.img
+  ckpt-restore --pidns /tmp/p.img
+
 Options:
 `
 
@@ -33,6 +37,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"use linked files whose size or mtime changed since the dump")
 	pidWait := fs.Duration("pid-wait", 10*time.Second,
 		"how long to wait for a zombie that holds a saved PID")
+	pidns := fs.Bool("pidns", false, "restore into a new PID namespace, where the saved PIDs "+
+		"are free even while the original runs")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -58,7 +64,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	opt := restore.Options{PIDWait: *pidWait, AcceptChanged: *accept,
+	opt := restore.Options{PIDWait: *pidWait, AcceptChanged: *accept, PIDNS: *pidns,
 		Note: func(s string) { fmt.Fprintf(stderr, "ckpt-restore: %s\n", s) }}
 	sr := stream.NewReader(ar)
 	sr.Reuse = true
@@ -70,6 +76,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "ckpt-restore: restored pid %v: %d threads, %d pages (%d MiB), "+
 			"%d fds in %v\n", res.PIDs, res.Threads, res.Pages, res.PageBytes>>20, res.Fds,
 			time.Since(start).Round(time.Millisecond))
+		if res.NSInit != 0 {
+			fmt.Fprintf(stderr, "ckpt-restore: in a new PID namespace: its init is pid %d "+
+				"here, the root pid %d here\n", res.NSInit, res.RootHere)
+		}
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"github.com/ckpt/ckpt/lib/image"
-	"github.com/ckpt/ckpt/lib/procfs"
 	"github.com/ckpt/ckpt/lib/ptrace"
 	"golang.org/x/sys/unix"
 )
@@ -140,6 +139,13 @@ func (rs *restorer) release() error {
 	for _, pr := range rs.procs {
 		rs.res.PIDs = append(rs.res.PIDs, pr.tk.PID)
 	}
+	if rs.nsInit != nil {
+		rs.res.NSInit, rs.res.RootHere = rs.nsInit.pid, rs.procs[0].t.pid
+		if err := rs.nsInit.letGo(); err != nil {
+			return err
+		}
+		rs.nsInit, rs.stub = nil, 0
+	}
 	rs.procs = nil
 	return nil
 }
@@ -181,11 +187,12 @@ func (rs *restorer) setGroups() error {
 			if (pr.pgid == pr.tk.PID) != leaders {
 				continue
 			}
-			st, err := procfs.ReadStat(pr.tk.PID)
+			// As the process sees it: in its own PID namespace, if any.
+			pgid, err := pr.t.call("getpgid", unix.SYS_GETPGID, 0)
 			if err != nil {
 				return err
 			}
-			if st.PGRP == pr.pgid {
+			if int(pgid) == pr.pgid {
 				continue
 			}
 			target := uint64(pr.pgid)

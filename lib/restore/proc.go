@@ -47,7 +47,7 @@ func (rs *restorer) prepare(tk *image.Task) error {
 	pr.t = t
 	rs.procs = append(rs.procs, pr)
 	rs.byPID[tk.PID] = pr
-	if rs.stub != 0 {
+	if rs.stub != 0 && rs.nsInit == nil {
 		// The root's stub is no longer needed; the root is adopted by
 		// init.
 		kill(rs.stub)
@@ -72,7 +72,7 @@ func (rs *restorer) clone(parent *task, pid int) (*task, error) {
 	said := false
 	for {
 		t, err := cloneWithPID(parent, pid)
-		if !errors.Is(err, errPIDTaken) || time.Now().After(deadline) {
+		if !errors.Is(err, errPIDTaken) || rs.opt.PIDNS || time.Now().After(deadline) {
 			return t, err
 		}
 		if _, _, serr := pidState(pid); !errors.Is(serr, os.ErrNotExist) {
@@ -89,6 +89,13 @@ func (rs *restorer) clone(parent *task, pid int) (*task, error) {
 
 // waitFree waits until the PID and TIDs of tk are free.
 func (rs *restorer) waitFree(tk *image.Task) error {
+	if rs.opt.PIDNS {
+		if tk.PID == 1 {
+			return fmt.Errorf("pid 1 (%s): in a new PID namespace that is its init; "+
+				"restoring a namespace's init is not supported yet", tk.Comm)
+		}
+		return nil // every PID is free in a new namespace
+	}
 	if err := waitPIDFree(tk.PID, rs.opt.PIDWait, rs.opt.Note); err != nil {
 		return err
 	}

@@ -36,6 +36,12 @@ type Options struct {
 	AcceptChanged bool
 	// Note, when set, receives short messages for people (waits, steps).
 	Note func(string)
+	// PIDNS restores the tree into a new PID namespace, where its
+	// processes have their saved PIDs whatever PIDs are taken here, so a
+	// copy can run beside the original. The namespace's init (PID 1 in
+	// it) is this program run as NSInitName: see NSInit. Only the PID
+	// namespace is new: /proc, mounts and the rest are this machine's.
+	PIDNS bool
 }
 
 // Result says what was restored.
@@ -46,6 +52,9 @@ type Result struct {
 	Pages     int
 	PageBytes int64
 	Fds       int
+	// NSInit and RootHere are, with Options.PIDNS, the PIDs here of the
+	// new namespace's init and of the restored root.
+	NSInit, RootHere int
 }
 
 // Restore reads a record stream and rebuilds the process tree it holds.
@@ -93,7 +102,10 @@ type restorer struct {
 	// leaders were outside the dumped tree, to the root's own PID.
 	sids, pgids map[int]int
 	stub        int
-	res         *Result
+	// nsInit is the stub when it is the init of a new PID namespace: it
+	// stays, and is let go last.
+	nsInit *task
+	res    *Result
 }
 
 func (rs *restorer) note(format string, args ...any) {
@@ -242,7 +254,7 @@ func (rs *restorer) writePages(r *stream.Reader, p *image.Pages) error {
 // startStub starts the stub and maps the injection area in it, at an
 // address free in both its layout and the saved one.
 func (rs *restorer) startStub(vmas []image.Vma) (*task, error) {
-	pid, err := startStub()
+	pid, err := startStub(rs.opt.PIDNS)
 	if err != nil {
 		return nil, err
 	}
@@ -282,5 +294,10 @@ func (rs *restorer) startStub(vmas []image.Vma) (*task, error) {
 		return nil, err
 	}
 	j.SetSyscallAddr(area)
-	return newTask(pid, j, area), nil
+	t := newTask(pid, j, area)
+	if rs.opt.PIDNS {
+		t.vpid, t.inNS, t.who = 1, true, fmt.Sprintf("namespace init %d", pid)
+		rs.nsInit = t
+	}
+	return t, nil
 }

@@ -120,10 +120,10 @@ func (t *task) queue(info []byte, tid int) error {
 	}
 	if tid == 0 {
 		_, err = t.call(fmt.Sprintf("rt_sigqueueinfo %d", sig), unix.SYS_RT_SIGQUEUEINFO,
-			uint64(t.pid), sig, p)
+			uint64(t.vpid), sig, p)
 		return err
 	}
 	_, err = t.call(fmt.Sprintf("rt_tgsigqueueinfo %d to thread %d", sig, tid),
-		unix.SYS_RT_TGSIGQUEUEINFO, uint64(t.pid), uint64(tid), sig, p)
+		unix.SYS_RT_TGSIGQUEUEINFO, uint64(t.vpid), uint64(tid), sig, p)
 	return err
 }

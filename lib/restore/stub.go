@@ -23,20 +23,22 @@ const traceOptions = unix.PTRACE_O_TRACESYSGOOD | unix.PTRACE_O_TRACEFORK |
 
 // startStub forks a traced child that execs this program and stops at its
 // first instruction. Nothing of the program runs: the stub is only a
-// process to inject system calls into.
-func startStub() (int, error) {
+// process to inject system calls into. With newNS the stub is the first
+// process, the init, of a new PID namespace, and is named NSInitName:
+// once let go it runs this program's main, which is to call NSInit.
+func startStub(newNS bool) (int, error) {
 	devnull, err := os.Open(os.DevNull)
 	if err != nil {
 		return 0, err
 	}
 	defer devnull.Close()
 	fd := devnull.Fd()
-	pid, err := syscall.ForkExec("/proc/self/exe", []string{"ckpt-restore-stub"},
-		&syscall.ProcAttr{
-			Env:   []string{},
-			Files: []uintptr{fd, fd, fd},
-			Sys:   &syscall.SysProcAttr{Ptrace: true},
-		})
+	name, sys := "ckpt-restore-stub", &syscall.SysProcAttr{Ptrace: true}
+	if newNS {
+		name, sys.Cloneflags = NSInitName, unix.CLONE_NEWPID
+	}
+	pid, err := syscall.ForkExec("/proc/self/exe", []string{name},
+		&syscall.ProcAttr{Env: []string{}, Files: []uintptr{fd, fd, fd}, Sys: sys})
 	if err != nil {
 		return 0, fmt.Errorf("start stub: %w", err)
 	}
@@ -166,24 +168,33 @@ func cloneWithPID(stub *task, pid int) (*task, error) {
 	if err != nil {
 		return nil, err
 	}
+	host, err := stub.hostChild(int(got))
+	if err != nil {
+		return nil, err
+	}
 	if int(got) != pid {
-		kill(int(got))
+		kill(host)
 		return nil, fmt.Errorf("clone3 gave pid %d, not %d", got, pid)
 	}
 	// The new task stops with SIGSTOP at the instruction after clone3.
-	ws, err := ptrace.Wait(pid)
+	ws, err := ptrace.Wait(host)
 	if err != nil {
 		return nil, err
 	}
 	if !ws.Stopped() {
 		return nil, fmt.Errorf("pid %d: unexpected first state %v", pid, ws)
 	}
-	j, err := ptrace.NewInjector(pid, stub.area)
+	j, err := ptrace.NewInjector(host, stub.area)
 	if err != nil {
-		kill(pid)
+		kill(host)
 		return nil, err
 	}
-	return newTask(pid, j, stub.area), nil
+	t := newTask(host, j, stub.area)
+	t.vpid, t.inNS = pid, stub.inNS
+	if t.inNS {
+		t.who = fmt.Sprintf("pid %d (%d here)", pid, host)
+	}
+	return t, nil
 }
 
 func binary32(v uint32) []byte {

@@ -14,7 +14,13 @@ const areaSize = 64 << 10
 // task is a process or thread under construction, driven by injected
 // system calls.
 type task struct {
-	pid  int    // the thread's TID: a process's PID, or a thread's own TID
+	pid int // the thread's TID here: a process's PID, or a thread's own TID
+	// vpid is its TID as it sees itself, in its own PID namespace: the
+	// saved one. It differs from pid only with Options.PIDNS.
+	vpid int
+	// inNS is true for a task in a PID namespace of its own
+	// (Options.PIDNS), where its PID here is not its saved one.
+	inNS bool
 	who  string // names it in errors: "pid 10" or "pid 10 thread 12"
 	j    *ptrace.Injector
 	area uint64 // start of the injection area in the task
@@ -26,7 +32,7 @@ type task struct {
 const scratchStart = 16
 
 func newTask(pid int, j *ptrace.Injector, area uint64) *task {
-	return &task{pid: pid, who: fmt.Sprintf("pid %d", pid), j: j, area: area,
+	return &task{pid: pid, vpid: pid, who: fmt.Sprintf("pid %d", pid), j: j, area: area,
 		free: scratchStart}
 }
 

@@ -44,21 +44,25 @@ func (t *task) cloneThread(tid int) (*task, error) {
 	if int(got) != tid {
 		return nil, fmt.Errorf("%s: clone3 gave tid %d", who, got)
 	}
+	host, err := t.hostThread(tid)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", who, err)
+	}
 	// The new thread stops with SIGSTOP at the instruction after clone3;
 	// the first injected call discards that signal.
-	ws, err := ptrace.Wait(tid)
+	ws, err := ptrace.Wait(host)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", who, err)
 	}
 	if !ws.Stopped() {
 		return nil, fmt.Errorf("%s: unexpected first state %v", who, ws)
 	}
-	j, err := ptrace.NewInjector(tid, t.area)
+	j, err := ptrace.NewInjector(host, t.area)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", who, err)
 	}
-	th := newTask(tid, j, t.area)
-	th.who = who
+	th := newTask(host, j, t.area)
+	th.who, th.vpid, th.inNS = who, tid, t.inNS
 	return th, nil
 }
 

@@ -56,5 +56,5 @@ func (t *task) dieOf(sig int) (unix.WaitStatus, error) {
 	if err := ptrace.SetSigmask(t.pid, 0); err != nil {
 		return 0, err
 	}
-	return t.j.RunToExit(unix.SYS_KILL, uint64(t.pid), uint64(sig))
+	return t.j.RunToExit(unix.SYS_KILL, uint64(t.vpid), uint64(sig))
 }
