@@ -209,7 +209,7 @@ func (t *task) addEpollTargets(fds []image.Fd, files map[int]*image.File) error 
 
 // addTargets adds the targets of epoll f, open at efd.
 func (t *task) addTargets(efd int, f *image.File, fileAt map[int]int) error {
-	if f.Epoll.PID != t.pid {
+	if f.Epoll.PID != t.vpid {
 		return fmt.Errorf("the epoll's targets are fds of pid %d: an epoll made in one "+
 			"process with the fds of another is %w", f.Epoll.PID, errNotSupported)
 	}
