@@ -121,15 +121,9 @@ func reachable(live stat, path string) (verdict, error) {
 // unreachable classifies an inode that no name leads to any more.
 func unreachable(live stat, name string, shmDev uint64) (verdict, error) {
 	if live.Dev == shmDev {
-		switch {
-		case strings.HasPrefix(name, "/memfd:"):
-			return verdict{}, notSupported("memfd files")
-		case strings.HasPrefix(name, "/SYSV"):
-			return verdict{}, notSupported("SysV shared memory segments")
-		}
-		// Shared anonymous memory: the file behind MAP_SHARED|MAP_ANONYMOUS
-		// (or a shared mapping of /dev/zero), named "/dev/zero (deleted)".
-		return verdict{Kind: image.FileShmem, Path: oldName(name)}, nil
+		// A memfd, a SysV segment, or the file behind MAP_SHARED|
+		// MAP_ANONYMOUS (or a shared mapping of /dev/zero).
+		return shmVerdict(name), nil
 	}
 	switch live.Mode & unix.S_IFMT {
 	case unix.S_IFREG:

@@ -106,11 +106,15 @@ func TestClassify(t *testing.T) {
 		{"removed dir", stat{Dev: 10, Ino: 28, Mode: unix.S_IFDIR}, []string{"/g (deleted)"},
 			"", "", "removed directories"},
 		{"memfd", stat{Dev: testShm, Ino: 50, Mode: unix.S_IFREG | 0o777},
-			[]string{"/memfd:x (deleted)"}, "", "", "memfd files"},
+			[]string{"/memfd:x (deleted)"}, image.FileMemfd, "/memfd:x", ""},
+		{"memfd named deleted", stat{Dev: testShm, Ino: 53, Mode: unix.S_IFREG | 0o777},
+			[]string{"/memfd:x (deleted) (deleted)"}, image.FileMemfd, "/memfd:x (deleted)", ""},
 		{"shared anon", stat{Dev: testShm, Ino: 51, Mode: unix.S_IFREG | 0o777},
 			[]string{"/dev/zero (deleted)"}, image.FileShmem, "/dev/zero", ""},
 		{"sysv", stat{Dev: testShm, Ino: 52, Mode: unix.S_IFREG | 0o777},
-			[]string{"/SYSV00000000 (deleted)"}, "", "", "SysV shared memory"},
+			[]string{"/SYSV00000000 (deleted)"}, image.FileSysVShm, "/SYSV00000000", ""},
+		{"sysv zero", stat{Dev: testShm, Ino: 0, Mode: unix.S_IFREG | 0o640},
+			[]string{"/SYSV6b700001 (deleted)"}, image.FileSysVShm, "/SYSV6b700001", ""},
 		{"lookup fails", reg(9, 1), []string{"/denied"}, "", "", "permission denied"},
 	}
 	for _, tt := range tests {

@@ -21,6 +21,9 @@
 //	pipe    an anonymous pipe, and fifo a named pipe at its path: its
 //	        buffer size, and its bytes in flight as ghost-data records,
 //	        read without consuming them (tee)
+//	memfd   a memfd, with its name, owner and seals; contents as shmem
+//	sysv-shm  a System V segment a task has attached, with its identity
+//	        (shmctl IPC_STAT); contents as shmem
 //
 // Eventfds, signalfds, timerfds and epolls, which all share one anon
 // inode, are resolved by open file description instead: one File per
@@ -29,11 +32,12 @@
 //
 // Anything else is refused with an *Error that wraps ErrNotSupported and
 // names the task, the fd or mapping and the file: sockets, other anon
-// inodes, terminals and other devices, memfd and SysV shared memory,
-// removed directories and named pipes, pipes in packet mode or with
-// O_ASYNC, and an epoll entry whose fd was closed after it was added. A
-// pipe that a process outside the tree holds too is refused with a
-// *HeldOutsideError that names that process.
+// inodes, terminals and other devices, memfd and SysV shared memory on
+// hugetlbfs, SysV segments of another IPC namespace, removed directories
+// and named pipes, pipes in packet mode or with O_ASYNC, and an epoll
+// entry whose fd was closed after it was added. A pipe that a process
+// outside the tree holds too is refused with a *HeldOutsideError that
+// names that process.
 //
 // Fds of one task that share an open file description (kcmp KCMP_FILE,
 // which needs CONFIG_KCMP) point at the lowest fd of it (Fd.Shares).
@@ -151,7 +155,7 @@ func write(ctx context.Context, s *stage.Stage, res *Result, opt Options,
 		}
 		var err error
 		switch {
-		case f.Kind == image.FileGhost || f.Kind == image.FileShmem:
+		case f.Kind == image.FileGhost || sharedMemory(f.Kind):
 			err = res.writeGhost(g, f)
 		case isPipeKind(f.Kind):
 			err = res.writePipe(g, f)

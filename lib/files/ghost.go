@@ -81,9 +81,9 @@ func (res *Result) writeGhost(g *ghostWriter, f *image.File) error {
 
 // ghost writes the data extents of one ghost, read through u's /proc
 // link, up to the size it had when resolved, and returns the bytes sent.
-// The contents of a shared memory object (FileShmem) are sent without
-// their all-zero pages, which restore leaves as holes, and without a
-// size limit.
+// The contents of a shared memory object (shmem, memfd, sysv-shm) are
+// sent without their all-zero pages, which restore leaves as holes, and
+// without a size limit.
 func (g *ghostWriter) ghost(f *image.File, u Use) (int64, error) {
 	file, err := openSource(u)
 	if err != nil {
@@ -91,7 +91,7 @@ func (g *ghostWriter) ghost(f *image.File, u Use) (int64, error) {
 	}
 	defer file.Close()
 
-	limit, shmem := g.limit, f.Kind == image.FileShmem
+	limit, shmem := g.limit, sharedMemory(f.Kind)
 	if shmem {
 		limit = 0
 	}

@@ -57,7 +57,29 @@ elif mode == "elsewhere":
     held("moved", d + "/b")
     os.unlink(d + "/b")
 elif mode == "memfd":
-    fds["memfd"] = os.memfd_create("ckpt")
+    fds["memfd"] = os.memfd_create("ckpt", os.MFD_HUGETLB)
+elif mode in ("shm", "ipcns"):
+    import ctypes, fcntl
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    if mode == "ipcns" and libc.unshare(0x08000000) != 0:  # CLONE_NEWIPC
+        raise OSError(ctypes.get_errno(), "unshare")
+    # memfd: data in pages 0 and 2, page 1 all zeros, sealed, mapped
+    fds["memfd"] = os.memfd_create("ckpt shm", os.MFD_ALLOW_SEALING)
+    os.ftruncate(fds["memfd"], 3 * 4096)
+    os.pwrite(fds["memfd"], b"memfd page 0", 0)
+    os.pwrite(fds["memfd"], bytes(4096), 4096)
+    os.pwrite(fds["memfd"], b"memfd page 2", 2 * 4096)
+    fcntl.fcntl(fds["memfd"], fcntl.F_ADD_SEALS, fcntl.F_SEAL_GROW)
+    keep.append(mmap.mmap(fds["memfd"], 3 * 4096))
+    # SysV: IPC_PRIVATE, data in page 1 only, attached, marked for removal
+    fds["shmid"] = libc.shmget(0, 2 * 4096 + 100, 0o1640)
+    addr = libc.shmat(fds["shmid"], None, 0)
+    if fds["shmid"] < 0 or addr == ctypes.c_void_p(-1).value:
+        raise OSError(ctypes.get_errno(), "shmget/shmat")
+    ctypes.memmove(addr + 4096, b"sysv page 1", 11)
+    libc.shmctl(fds["shmid"], 0, None)  # IPC_RMID
+    fds["addr"] = addr
 elif mode == "packet":
     _, fds["pipe"] = os.pipe2(os.O_DIRECT)
 elif mode == "pipes":
@@ -400,7 +422,7 @@ func decode(t *testing.T, recs []stream.Record) dumped {
 			var g image.GhostData
 			mustDecode(t, rec, &g)
 			if f, ok := d.files[g.FileID]; !ok || f.Kind != image.FileGhost &&
-				!isPipeKind(f.Kind) {
+				!isPipeKind(f.Kind) && !sharedMemory(f.Kind) {
 				t.Errorf("ghost-data of file %d, which is no ghost before it", g.FileID)
 			}
 			d.ghost[g.FileID] = append(d.ghost[g.FileID], g)
@@ -562,7 +584,10 @@ func TestLiveRefused(t *testing.T) {
 	}{
 		{"packet", nil, UseFd, "pipe",
 			"pipe:[{ino}]: packet-mode pipes (O_DIRECT) are not supported yet"},
-		{"memfd", nil, UseFd, "memfd", "/memfd:ckpt (deleted): memfd files are not supported yet"},
+		{"memfd", nil, UseFd, "memfd", "/memfd:ckpt (deleted): memfd files on hugetlbfs " +
+			"(MFD_HUGETLB) are not supported yet"},
+		{"ipcns", nil, UseMapping, "", "/SYSV00000000 (deleted): SysV shared memory segments " +
+			"of another IPC namespace are not supported yet"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {

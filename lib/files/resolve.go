@@ -215,16 +215,19 @@ func (r *resolver) add(u Use, name string, want devIno, id *int) error {
 	if err != nil {
 		return &Error{Use: u, Path: name, Err: err}
 	}
-	key := devIno{live.Dev, live.Ino}
-	if want.ino != 0 && (want.ino != key.ino || want.dev != 0 && want.dev != key.dev) {
+	if want.ino != 0 && (want.ino != live.Ino || want.dev != 0 && want.dev != live.Dev) {
 		return &Error{Use: u, Path: name, Err: fmt.Errorf(
 			"the scan saw inode %s/%d, it is %s/%d now: %w",
-			devString(want.dev), want.ino, devString(key.dev), key.ino, ErrChanged)}
+			devString(want.dev), want.ino, devString(live.Dev), live.Ino, ErrChanged)}
 	}
 	now, err := readlink(link)
 	if err != nil {
 		return &Error{Use: u, Path: name, Err: err}
 	}
+	if err := r.refuseHugetlb(link, now, live); err != nil {
+		return &Error{Use: u, Path: now, Err: err}
+	}
+	key := r.inodeKey(live, now)
 	us := &usage{Use: u, names: []string{now}, live: live, id: id}
 	if name != "" && name != now {
 		us.names = append(us.names, name)
@@ -256,11 +259,14 @@ func (r *resolver) resolve(ctx context.Context) ([]image.File, error) {
 		for _, us := range in.uses {
 			*us.id = f.ID
 		}
-		if f.Kind == image.FileGhost || f.Kind == image.FileRemap || f.Kind == image.FileShmem ||
+		if f.Kind == image.FileGhost || f.Kind == image.FileRemap || sharedMemory(f.Kind) ||
 			isPipeKind(f.Kind) {
 			src := source(in)
 			r.sources[f.ID] = src
 			if err := r.checkGhost(&f, src); err != nil {
+				return nil, &Error{Use: src.Use, Path: src.names[0], Err: err}
+			}
+			if err := describeShm(&f, src); err != nil {
 				return nil, &Error{Use: src.Use, Path: src.names[0], Err: err}
 			}
 		}

@@ -15,9 +15,9 @@ const (
 	KindFd     = "fd"     // ckpt-scan: one open descriptor, Fd (FileID set by ckpt-files)
 	KindFile   = "file"   // ckpt-files: one resolved file object, File
 	KindPages  = "pages"  // ckpt-mem: page contents of one task, Pages
-	// KindGhostData is a piece of the contents of a ghost, shmem, pipe or
-	// fifo File, GhostData (ckpt-files). Every one comes after its File
-	// record and before any task or fd record.
+	// KindGhostData is a piece of the contents of a ghost, shmem, memfd,
+	// sysv-shm, pipe or fifo File, GhostData (ckpt-files). Every one comes
+	// after its File record and before any task or fd record.
 	KindGhostData = "ghost-data"
 )
 
@@ -334,6 +334,11 @@ type File struct {
 	// PipeSize is the buffer size, in bytes, of a pipe or fifo File
 	// (F_GETPIPE_SZ); its Size is the bytes in flight (see FilePipe).
 	PipeSize int64 `msgpack:"pipe_size,omitempty"`
+	// Seals are a memfd's seals (F_GET_SEALS: F_SEAL_SEAL 1, SHRINK 2,
+	// GROW 4, WRITE 8, FUTURE_WRITE 16, EXEC 32); see FileMemfd.
+	Seals int `msgpack:"seals,omitempty"`
+	// SysV describes a System V shared memory segment (FileSysVShm).
+	SysV *SysVShm `msgpack:"sysv,omitempty"`
 }
 
 // GhostData is a run of the contents of a ghost File: Data is what the

@@ -189,8 +189,10 @@ func vmaKind(name string, ino uint64, shared bool) string {
 			return image.VmaAnon
 		}
 	}
-	if ino == 0 {
+	if ino == 0 && !strings.HasPrefix(name, "/") {
 		// No file: "", [heap], [stack], [anon:NAME], [anon_shmem:NAME].
+		// A path with inode 0 is a file all the same: SysV shared memory
+		// segment 0 is "/SYSV%08x (deleted)", inode 0.
 		return image.VmaAnon
 	}
 	return image.VmaFile

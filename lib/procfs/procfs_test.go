@@ -207,6 +207,24 @@ func TestParseMaps(t *testing.T) {
 
 func vmaEqual(a, b image.Vma) bool { return reflect.DeepEqual(a, b) }
 
+// TestParseMapsSysV: SysV segment 0 has inode 0, and is a file all the
+// same; anonymous memory has no path.
+func TestParseMapsSysV(t *testing.T) {
+	for _, tt := range []struct{ line, kind string }{
+		{"7eff91f9a000-7eff91f9d000 r--s 00000000 00:01 0          /SYSV1234abcd (deleted)",
+			image.VmaFile},
+		{"7eff91f9a000-7eff91f9d000 rw-s 00000000 00:01 32768      /SYSV00000000 (deleted)",
+			image.VmaFile},
+		{"7eff91f9a000-7eff91f9d000 rw-s 00000000 00:00 0          [anon_shmem:x]", image.VmaAnon},
+		{"7eff91f9a000-7eff91f9d000 rw-p 00000000 00:00 0          [anon:x]", image.VmaAnon},
+	} {
+		v, err := ParseMapsLine(tt.line)
+		if err != nil || v.Kind != tt.kind {
+			t.Errorf("%q: kind %q, %v; want %q", tt.line, v.Kind, err, tt.kind)
+		}
+	}
+}
+
 func TestParseMapsLineEdges(t *testing.T) {
 	file := "7f0000000000-7f0000001000 r--p 00000000 fe:00 12" + strings.Repeat(" ", 26)
 	anon := "7f0000000000-7f0000001000 rw-p 00000000 00:00 0" + strings.Repeat(" ", 27)

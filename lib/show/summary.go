@@ -266,7 +266,8 @@ func (s *Summary) warn(format string, args ...any) {
 // a ghost's or shared memory object's contents, a pipe's bytes in flight.
 func hasData(kind string) bool {
 	switch kind {
-	case image.FileGhost, image.FileShmem, image.FilePipe, image.FileFifo:
+	case image.FileGhost, image.FileShmem, image.FileMemfd, image.FileSysVShm, image.FilePipe,
+		image.FileFifo:
 		return true
 	}
 	return false

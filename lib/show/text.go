@@ -139,6 +139,16 @@ func fileDetails(f *File) string {
 		d = append(d, fmt.Sprintf("owner %d:%d", f.UID, f.GID))
 	}
 	d = append(d, anonDetails(&f.File)...)
+	if f.Seals != 0 {
+		d = append(d, fmt.Sprintf("seals %#x", f.Seals))
+	}
+	if seg := f.SysV; seg != nil {
+		d = append(d, fmt.Sprintf("shmid %d key %#x mode %o owner %d:%d attached %d",
+			seg.ID, uint32(seg.Key), seg.Mode, seg.UID, seg.GID, seg.Attached))
+		if seg.Removed {
+			d = append(d, "marked for removal")
+		}
+	}
 	return strings.Join(d, ", ")
 }
 
