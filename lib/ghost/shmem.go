@@ -5,20 +5,29 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/ckpt/ckpt/lib/image"
 )
 
-// HoldsShmem reports whether f is a kind a Shmem handles: a shared
-// anonymous memory object (image.FileShmem).
+// HoldsShmem reports whether f is a kind a Shmem handles: an object of
+// the kernel's shmem mount, whose contents the image holds: shared
+// anonymous memory (image.FileShmem), a memfd (image.FileMemfd) or a
+// SysV shared memory segment (image.FileSysVShm).
 func HoldsShmem(f *image.File) bool {
-	return f.Kind == image.FileShmem
+	switch f.Kind {
+	case image.FileShmem, image.FileMemfd, image.FileSysVShm:
+		return true
+	}
+	return false
 }
 
-// Shmem is the restorer's side of shared anonymous memory: it makes each
-// object again, fills it with the contents in the image, and holds it
-// open for the restored tasks, which map it through Path(id), every
-// mapping of every task the same object, so it is shared again.
+// Shmem is the restorer's side of shared memory: it makes each object
+// again, fills it with the contents in the image, and holds it open for
+// the restored tasks, which map it through Path(id), every mapping of
+// every task the same object, so it is shared again. (A SysV segment is
+// attached by its shmid instead, which Add makes the same as before;
+// memfd.go and sysv.go tell how those two are made.)
 //
 //	shm := ghost.NewShmem()
 //	shm.Add(file)      // every shmem File record: an empty object of its size
@@ -41,12 +50,20 @@ type Shmem struct {
 	objs  map[int]*shmemObj
 	order []*shmemObj
 	done  bool // Close or Abort ran
+	// SysVWait is how long Add waits for a SysV segment still attached
+	// by processes (the dumped ones, dying) to be let go; zero: not at all.
+	SysVWait time.Duration
+	// Note, when set, receives short messages for people (waits).
+	Note func(string)
 }
 
 // shmemObj is one shared memory object being restored.
 type shmemObj struct {
 	f    image.File
 	file *os.File // the restorer's open file of the object
+	// made is true for a SysV segment that Add created, which Abort
+	// removes again.
+	made bool
 }
 
 func (o *shmemObj) errorf(format string, args ...any) error {
@@ -71,14 +88,21 @@ func (s *Shmem) Add(f *image.File) error {
 	if _, ok := s.objs[f.ID]; ok {
 		return o.errorf("a second file record with this ID")
 	}
-	if f.Size <= 0 {
+	if f.Size < 0 || f.Size == 0 && f.Kind != image.FileMemfd {
 		return o.errorf("size %d", f.Size)
 	}
-	file, err := createShmem(f.Size)
+	var err error
+	switch f.Kind {
+	case image.FileMemfd:
+		o.file, err = createMemfd(f)
+	case image.FileSysVShm:
+		err = s.addSysV(o)
+	default:
+		o.file, err = createShmem(f.Size)
+	}
 	if err != nil {
 		return o.errorf("make the object: %w", err)
 	}
-	o.file = file
 	s.objs[f.ID] = o
 	s.order = append(s.order, o)
 	return nil
@@ -126,16 +150,39 @@ func (s *Shmem) Path(id int) (string, error) {
 	return "/proc/" + strconv.Itoa(os.Getpid()) + "/fd/" + strconv.Itoa(int(o.file.Fd())), nil
 }
 
-// Close ends a successful restore, once every task has mapped its
-// objects: it closes the restorer's files; each object lives on in the
-// tasks that map it.
+// Close ends a successful restore, once every task has mapped and
+// attached its objects and opened its fds: it seals each memfd with its
+// seals, marks each SysV segment that was marked for removal so again,
+// and closes the restorer's files; each object lives on in the tasks
+// that use it.
 func (s *Shmem) Close() error {
 	if s.done {
 		return nil
 	}
+	var errs []error
+	for _, o := range s.order {
+		var err error
+		switch o.f.Kind {
+		case image.FileMemfd:
+			err = addSeals(o.file, o.f.Seals)
+		case image.FileSysVShm:
+			err = o.finishSysV()
+		}
+		if err != nil {
+			errs = append(errs, o.errorf("%w", err))
+		}
+	}
+	return errors.Join(append(errs, s.closeAll())...)
+}
+
+// closeAll closes the restorer's files.
+func (s *Shmem) closeAll() error {
 	s.done = true
 	var errs []error
 	for _, o := range s.order {
+		if o.file == nil {
+			continue
+		}
 		if err := o.file.Close(); err != nil {
 			errs = append(errs, o.errorf("close: %w", err))
 		}
@@ -144,8 +191,17 @@ func (s *Shmem) Close() error {
 	return errors.Join(errs...)
 }
 
-// Abort ends a failed restore: it closes every object, which the kernel
-// then frees, since no task maps it any more.
+// Abort ends a failed restore: it removes the SysV segments it made and
+// closes every object, which the kernel then frees once the tasks that
+// map it are gone.
 func (s *Shmem) Abort() {
-	_ = s.Close()
+	if s.done {
+		return
+	}
+	for _, o := range s.order {
+		if o.made {
+			_ = removeSysV(o.f.SysV.ID)
+		}
+	}
+	_ = s.closeAll()
 }

@@ -165,11 +165,15 @@ func (rs *restorer) build(pr *proc) error {
 }
 
 // mapAll maps every saved mapping of pr, opening the files behind them in
-// the task for as long as it takes.
+// the task for as long as it takes. SysV segments are attached first.
 func (rs *restorer) mapAll(pr *proc) error {
 	t := pr.t
+	vmas, attaches := rs.splitSysV(pr.tk.Vmas)
+	if err := rs.attachSysV(t, attaches); err != nil {
+		return err
+	}
 	opened := map[int]uint64{}
-	for _, v := range pr.tk.Vmas {
+	for _, v := range vmas {
 		shmem := v.Kind == image.VmaAnon && v.Shared
 		if shmem && strings.HasPrefix(v.Name, "[anon_shmem:") {
 			// The kernel names only memory it made for MAP_ANONYMOUS; a
@@ -189,8 +193,11 @@ func (rs *restorer) mapAll(pr *proc) error {
 				t.pid, v.Start, v.End, v.Name, v.FileID)
 		}
 		flags := unix.O_RDONLY | unix.O_CLOEXEC
-		if v.Shared && v.Prot&unix.PROT_WRITE != 0 || ghost.HoldsShmem(f) {
-			// Shared memory may always be made writable (VM_MAYWRITE).
+		if f.Kind == image.FileShmem || sharedMayWrite(vmas, v.FileID) {
+			// Shared anonymous memory may always be made writable
+			// (VM_MAYWRITE); a shared file mapping only if the file was
+			// open for writing (a memfd sealed against writes refuses a
+			// mapping that may write).
 			flags = unix.O_RDWR | unix.O_CLOEXEC
 		}
 		fd, err := rs.openFile(t, f, flags)
@@ -199,7 +206,7 @@ func (rs *restorer) mapAll(pr *proc) error {
 		}
 		opened[v.FileID] = fd
 	}
-	if err := t.mapVmas(pr.tk.Vmas, opened); err != nil {
+	if err := t.mapVmas(vmas, opened); err != nil {
 		return err
 	}
 	for _, fd := range opened {
@@ -229,6 +236,11 @@ func (rs *restorer) openFile(t *task, f *image.File, flags int) (uint64, error) 
 	}
 	if err != nil {
 		return 0, err
+	}
+	if path != f.Path {
+		// A held file is opened through the restorer's /proc/PID/fd/N,
+		// a link that O_NOFOLLOW (shm_open's flag) would refuse.
+		flags &^= unix.O_NOFOLLOW
 	}
 	return t.openFile(path, flags)
 }

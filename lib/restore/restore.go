@@ -71,6 +71,7 @@ func Restore(r *stream.Reader, verify func() error, opt Options) (*Result, error
 	rs := &restorer{opt: opt, files: map[int]*image.File{}, ghosts: ghost.NewHolder(),
 		shmem: ghost.NewShmem(), pipes: ghost.NewPipes(), fds: map[int][]image.Fd{},
 		byPID: map[int]*proc{}, sids: map[int]int{}, pgids: map[int]int{}, res: &Result{}}
+	rs.shmem.SysVWait, rs.shmem.Note = opt.PIDWait, opt.Note
 	err := rs.run(r, verify)
 	if err != nil {
 		rs.abort()
