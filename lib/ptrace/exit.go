@@ -42,3 +42,41 @@ func (j *Injector) RunToExit(nr uintptr, args ...uint64) (unix.WaitStatus, error
 	}
 	return 0, &Error{"run to exit", j.TID, fmt.Errorf("the thread does not exit")}
 }
+
+// DetachRestarting lets thread tid of process pid go from a syscall stop
+// when its registers are those of a system call interrupted with a
+// restart code (orig_rax the call, rax -ERESTARTSYS, -ERESTARTNOINTR or
+// -ERESTARTNOHAND). Detached from a syscall stop, the thread would get
+// that code in rax, as if the call had returned it. Instead, it sends the
+// thread a SIGSTOP, lets it run into the signal-delivery stop for it,
+// and detaches from there, dropping the SIGSTOP: on its way back to user
+// space the kernel then applies its own restart rule to those registers.
+// The call runs again, or, if a signal with a handler comes first,
+// returns EINTR or restarts as SA_RESTART says, exactly as it would have
+// without the checkpoint. Signals that stop it first are delivered.
+func DetachRestarting(pid, tid int) error {
+	if err := unix.Tgkill(pid, tid, unix.SIGSTOP); err != nil {
+		return wrap("tgkill SIGSTOP", tid, err)
+	}
+	sig := 0
+	for range 100 {
+		if err := Cont(tid, sig); err != nil {
+			return err
+		}
+		ws, err := Wait(tid)
+		if err != nil {
+			return err
+		}
+		switch {
+		case ws.Exited() || ws.Signaled():
+			return &Error{"detach", tid, fmt.Errorf("the thread ended: %v", ws)}
+		case ws.Stopped() && ws.StopSignal() == unix.SIGSTOP:
+			return Detach(tid)
+		}
+		sig = 0
+		if ws.Stopped() && !IsSyscallStop(ws) && ws.TrapCause() <= 0 {
+			sig = int(ws.StopSignal())
+		}
+	}
+	return &Error{"detach", tid, fmt.Errorf("the thread never stops for its SIGSTOP")}
+}

@@ -130,7 +130,7 @@ func (rs *restorer) release() error {
 		}
 		all := append([]*task{pr.t}, pr.threads...)
 		for j := len(all) - 1; j >= 0; j-- {
-			if err := ptrace.Detach(all[j].pid); err != nil {
+			if err := pr.detach(all[j], &pr.tk.Threads[j]); err != nil {
 				return fmt.Errorf("%s: %w", all[j].who, err)
 			}
 		}
@@ -148,6 +148,15 @@ func (rs *restorer) release() error {
 	}
 	rs.procs = nil
 	return nil
+}
+
+// detach lets thread t, whose registers are loaded, run.
+func (pr *proc) detach(t *task, th *image.Thread) error {
+	r, _ := ptrace.WordsRegs(th.Regs)
+	if r != nil && restarting(r) {
+		return ptrace.DetachRestarting(pr.t.pid, t.pid)
+	}
+	return ptrace.Detach(t.pid)
 }
 
 // restoreMM sets the memory descriptor fields and the exe link.

@@ -220,25 +220,39 @@ func (t *task) restoreCreds(c image.Creds) error {
 }
 
 // finalRegs turns the registers saved at the interrupt stop into the ones
-// the task resumes with: a system call interrupted with a restart code is
-// set to run again; one that can only restart in the task that started it
-// (-ERESTART_RESTARTBLOCK) returns EINTR, as the kernel would.
+// the task resumes with. A system call interrupted with a restart code
+// keeps its registers as they were (the call in orig_rax, the code in
+// rax): release detaches such a thread so that the kernel applies its
+// restart rule to them (ptrace.DetachRestarting). One that can only
+// restart in the task that started it (-ERESTART_RESTARTBLOCK) returns
+// EINTR, as the kernel would.
 func finalRegs(th *image.Thread) (*unix.PtraceRegs, error) {
 	r, ok := ptrace.WordsRegs(th.Regs)
 	if !ok {
 		return nil, fmt.Errorf("tid %d: %d register words in the image", th.TID, len(th.Regs))
 	}
-	if int64(r.Orig_rax) >= 0 {
-		switch int64(r.Rax) {
-		case -512, -513, -514: // ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND
-			r.Rax = r.Orig_rax
-			r.Rip -= 2
-		case -516: // ERESTART_RESTARTBLOCK
-			r.Rax = uint64(^uint64(unix.EINTR) + 1)
-		}
+	if restarting(r) {
+		return r, nil
+	}
+	if int64(r.Orig_rax) >= 0 && int64(r.Rax) == -516 { // ERESTART_RESTARTBLOCK
+		r.Rax = uint64(^uint64(unix.EINTR) + 1)
 	}
 	r.Orig_rax = ^uint64(0)
 	return r, nil
+}
+
+// restarting reports whether r are the registers of a system call
+// interrupted with a restart code the kernel can apply in any task:
+// -ERESTARTSYS, -ERESTARTNOINTR or -ERESTARTNOHAND.
+func restarting(r *unix.PtraceRegs) bool {
+	if int64(r.Orig_rax) < 0 {
+		return false
+	}
+	switch int64(r.Rax) {
+	case -512, -513, -514:
+		return true
+	}
+	return false
 }
 
 // atFDCWD is AT_FDCWD (-100) as a system call argument.
