@@ -362,3 +362,45 @@ func TestPosixShm(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	checkGrows(t, after, report(t, s.pid, out), "linked", "gone")
 }
+
+// TestSharedMemoryPIDNS restores a copy of the shm_tree subject with
+// --pidns beside the original, which was dumped without --kill and runs
+// on. Each tree counts under its own lock in its own objects: were any
+// object shared between the two (a SysV segment, say), the subject's own
+// check that every total is the sum of its slots would fail. The
+// original's segments keep their attach counts.
+func TestSharedMemoryPIDNS(t *testing.T) {
+	st := startShmTree(t, 0x5eed1234)
+	objects := []string{"anon", "memfd", "sealed", "sysv", "dest"}
+	report(t, st.s.pid, st.out)
+	rows := []string{sysvRow(t, st.sysv), sysvRow(t, st.dest)}
+	img := filepath.Join(t.TempDir(), "img")
+	line := fmt.Sprintf("ckpt-scan %d | ckpt-files | ckpt-mem | ckpt-pack > %s", st.s.pid, img)
+	if stderr, err := run(t, 60*time.Second, line); err != nil {
+		t.Fatalf("dump: %v\n%s", err, stderr)
+	}
+	stderr, err := run(t, 60*time.Second, "ckpt-restore -v --pidns "+img)
+	if err != nil {
+		t.Fatalf("restore: %v\n%s", err, stderr)
+	}
+	var init, root int
+	i := strings.Index(stderr, "its init is pid")
+	if i < 0 {
+		t.Fatalf("ckpt-restore -v does not say where the copy is:\n%s", stderr)
+	}
+	if _, err := fmt.Sscanf(stderr[i:], "its init is pid %d here, the root pid %d here",
+		&init, &root); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { killPID(init) })
+	a, b := report(t, st.s.pid, st.out), report(t, root, st.out)
+	time.Sleep(300 * time.Millisecond)
+	checkGrows(t, a, report(t, st.s.pid, st.out), objects...)
+	checkGrows(t, b, report(t, root, st.out), objects...)
+	if got := []string{sysvRow(t, st.sysv), sysvRow(t, st.dest)}; !slices.Equal(got, rows) {
+		t.Errorf("the original's segments are\n%q\nwant\n%q", got, rows)
+	}
+	if !alive(st.s.pid) {
+		t.Error("the original stopped running")
+	}
+}

@@ -39,8 +39,9 @@ type Options struct {
 	// PIDNS restores the tree into a new PID namespace, where its
 	// processes have their saved PIDs whatever PIDs are taken here, so a
 	// copy can run beside the original. The namespace's init (PID 1 in
-	// it) is this program run as NSInitName: see NSInit. Only the PID
-	// namespace is new: /proc, mounts and the rest are this machine's.
+	// it) is this program run as NSInitName: see NSInit. The tree gets a
+	// new IPC namespace too, so its System V segments are its own; /proc,
+	// mounts and the rest are this machine's.
 	PIDNS bool
 }
 
@@ -67,7 +68,18 @@ func Restore(r *stream.Reader, verify func() error, opt Options) (*Result, error
 		opt.PIDWait = 10 * time.Second
 	}
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
+	if opt.PIDNS {
+		// A copy beside the original gets System V IPC of its own: its
+		// segments are made again with their shmids without touching
+		// the original's. Only this thread, and the stub it forks,
+		// enter the new namespace; the thread stays locked, so the
+		// runtime ends it with its goroutine instead of reusing it.
+		if err := unix.Unshare(unix.CLONE_NEWIPC); err != nil {
+			return nil, fmt.Errorf("new IPC namespace for --pidns: %w", err)
+		}
+	} else {
+		defer runtime.UnlockOSThread()
+	}
 	rs := &restorer{opt: opt, files: map[int]*image.File{}, ghosts: ghost.NewHolder(),
 		shmem: ghost.NewShmem(), pipes: ghost.NewPipes(), fds: map[int][]image.Fd{},
 		byPID: map[int]*proc{}, sids: map[int]int{}, pgids: map[int]int{}, res: &Result{}}
