@@ -234,3 +234,51 @@ func readChildren(t *testing.T, pid int) []string {
 	}
 	return strings.Fields(string(b))
 }
+
+// cpusAllowed returns Cpus_allowed_list of /proc/PID/status.
+func cpusAllowed(t *testing.T, pid int) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Cpus_allowed_list:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("pid %d: no Cpus_allowed_list", pid)
+	return ""
+}
+
+// TestAffinity restores a process pinned to the last CPU with its CPU
+// affinity, not the restorer's.
+func TestAffinity(t *testing.T) {
+	var all unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	if all.Count() < 2 {
+		t.Skip("needs two CPUs to tell a pinned process from one that is not")
+	}
+	last := 0
+	for c := range 1024 {
+		if all.IsSet(c) {
+			last = c
+		}
+	}
+	s := start(t, "", "taskset", "-c", strconv.Itoa(last), "sleep", "1000")
+	waitFor(t, 10*time.Second, "sleep", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", s.pid))
+		return strings.TrimSpace(string(b)) == "sleep"
+	})
+	if got := cpusAllowed(t, s.pid); got != strconv.Itoa(last) {
+		t.Fatalf("taskset gave CPUs %s", got)
+	}
+	img := dump(t, s.pid)
+	<-s.exited
+	restore(t, img, s.pid)
+	if got := cpusAllowed(t, s.pid); got != strconv.Itoa(last) {
+		t.Errorf("the restored process may run on CPUs %s, want %d", got, last)
+	}
+}

@@ -139,6 +139,11 @@ func collectThread(pid, tid int) (image.Thread, error) {
 	if th.RobustList, th.RobustLen, err = ptrace.GetRobustList(tid); err != nil {
 		return th, err
 	}
+	var cpus unix.CPUSet
+	if err := unix.SchedGetaffinity(tid, &cpus); err != nil {
+		return th, fmt.Errorf("sched_getaffinity: %w", err)
+	}
+	th.CPUs = cpuWords(&cpus)
 	return th, nil
 }
 
@@ -178,4 +183,17 @@ func collectFd(pid, n int) (image.Fd, error) {
 	fd.Dev, fd.Ino, fd.Mode, fd.Nlink = st.Dev, st.Ino, st.Mode, st.Nlink
 	fd.Size, fd.Rdev = st.Size, st.Rdev
 	return fd, nil
+}
+
+// cpuWords returns a CPU set as image.Thread.CPUs: its words, trailing
+// zero words left out.
+func cpuWords(set *unix.CPUSet) []uint64 {
+	words := make([]uint64, 0, len(set))
+	for _, w := range set {
+		words = append(words, uint64(w))
+	}
+	for len(words) > 0 && words[len(words)-1] == 0 {
+		words = words[:len(words)-1]
+	}
+	return words
 }

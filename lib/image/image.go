@@ -191,6 +191,11 @@ type Thread struct {
 	// Pending are the signals pending for this thread alone, each its
 	// siginfo_t (SigInfoSize bytes), oldest first.
 	Pending [][]byte `msgpack:"pending,omitempty"`
+	// CPUs is the thread's CPU affinity (sched_getaffinity): bit n of
+	// word n/64 set when it may run on CPU n, trailing zero words left
+	// out. Empty in streams from before it was recorded, where restore
+	// gives the restorer's own.
+	CPUs []uint64 `msgpack:"cpus,omitempty"`
 }
 
 // Rseq is a thread's restartable-sequences registration (zero Addr: none).

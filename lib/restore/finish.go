@@ -130,7 +130,7 @@ func (rs *restorer) release() error {
 		}
 		all := append([]*task{pr.t}, pr.threads...)
 		for j := len(all) - 1; j >= 0; j-- {
-			if err := pr.detach(all[j], &pr.tk.Threads[j]); err != nil {
+			if err := pr.detach(all[j], &pr.tk.Threads[j], &rs.cpus); err != nil {
 				return fmt.Errorf("%s: %w", all[j].who, err)
 			}
 		}
@@ -141,7 +141,7 @@ func (rs *restorer) release() error {
 	}
 	if rs.nsInit != nil {
 		rs.res.NSInit, rs.res.RootHere = rs.nsInit.pid, rs.procs[0].t.pid
-		if err := rs.nsInit.letGo(); err != nil {
+		if err := rs.nsInit.letGo(&rs.cpus); err != nil {
 			return err
 		}
 		rs.nsInit, rs.stub = nil, 0
@@ -150,8 +150,12 @@ func (rs *restorer) release() error {
 	return nil
 }
 
-// detach lets thread t, whose registers are loaded, run.
-func (pr *proc) detach(t *task, th *image.Thread) error {
+// detach gives thread t, whose registers are loaded, its CPU affinity and
+// lets it run.
+func (pr *proc) detach(t *task, th *image.Thread, cpus *unix.CPUSet) error {
+	if err := t.setCPUs(th, cpus); err != nil {
+		return err
+	}
 	r, _ := ptrace.WordsRegs(th.Regs)
 	if r != nil && restarting(r) {
 		return ptrace.DetachRestarting(pr.t.pid, t.pid)

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -34,20 +35,37 @@ func freeRange(size uint64, saved []image.Vma, cur []mapsRange, also ...[2]uint6
 	return 0, fmt.Errorf("no free address range of %d bytes for the restorer", size)
 }
 
-// clearAddressSpace unmaps everything the stub left in the task except the
-// injection area and the kernel's special areas.
+// clearAddressSpace unmaps everything the stub or the parent left in the
+// task except the injection area and the kernel's special areas: one
+// munmap for each gap between those, however many mappings it holds.
 func (t *task) clearAddressSpace() error {
 	cur, err := readMaps(t.pid)
 	if err != nil {
 		return err
 	}
+	keep := [][2]uint64{{t.area, t.area + areaSize}}
+	top := uint64(0)
 	for _, r := range cur {
-		if r.start == t.area || specialKind(r.name) != "" {
-			continue
+		switch specialKind(r.name) {
+		case image.VmaVsyscall:
+			continue // above user space, and never unmapped
+		case "":
+		default:
+			keep = append(keep, [2]uint64{r.start, r.end})
 		}
-		if _, err := t.call("munmap "+r.name, unix.SYS_MUNMAP, r.start, r.end-r.start); err != nil {
-			return err
+		top = max(top, r.end)
+	}
+	slices.SortFunc(keep, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
+	from := uint64(0)
+	for _, k := range append(keep, [2]uint64{top, top}) {
+		if k[0] > from {
+			_, err := t.call(fmt.Sprintf("munmap %#x-%#x", from, k[0]), unix.SYS_MUNMAP,
+				from, k[0]-from)
+			if err != nil {
+				return err
+			}
 		}
+		from = max(from, k[1])
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ckpt/ckpt/lib/image"
 	"github.com/ckpt/ckpt/lib/procfs"
 	"github.com/ckpt/ckpt/lib/ptrace"
 	"golang.org/x/sys/unix"
@@ -92,7 +93,7 @@ func nsPID(pid int) (int, error) {
 // letGo lets the stub that is a namespace's init run as such: its
 // injection area goes, it gets back the registers it had at exec, and
 // it is detached, to run this program's main as NSInitName.
-func (t *task) letGo() error {
+func (t *task) letGo(cpus *unix.CPUSet) error {
 	if _, err := t.call("munmap injection area", unix.SYS_MUNMAP, t.area, areaSize); err != nil {
 		return err
 	}
@@ -101,6 +102,9 @@ func (t *task) letGo() error {
 	}
 	if err := ptrace.SetSigmask(t.pid, 0); err != nil {
 		return fmt.Errorf("%s: %w", t.who, err)
+	}
+	if err := t.setCPUs(&image.Thread{}, cpus); err != nil {
+		return err
 	}
 	if err := ptrace.Detach(t.pid); err != nil {
 		return fmt.Errorf("%s: %w", t.who, err)

@@ -80,11 +80,17 @@ func Restore(r *stream.Reader, verify func() error, opt Options) (*Result, error
 	} else {
 		defer runtime.UnlockOSThread()
 	}
+	cpus, err := pinSelf()
+	if err != nil {
+		return nil, err
+	}
+	defer unix.SchedSetaffinity(0, &cpus)
 	rs := &restorer{opt: opt, files: map[int]*image.File{}, ghosts: ghost.NewHolder(),
 		shmem: ghost.NewShmem(), pipes: ghost.NewPipes(), fds: map[int][]image.Fd{},
-		byPID: map[int]*proc{}, sids: map[int]int{}, pgids: map[int]int{}, res: &Result{}}
+		byPID: map[int]*proc{}, sids: map[int]int{}, pgids: map[int]int{}, cpus: cpus,
+		res: &Result{}}
 	rs.shmem.SysVWait, rs.shmem.Note = opt.PIDWait, opt.Note
-	err := rs.run(r, verify)
+	err = rs.run(r, verify)
 	if err != nil {
 		rs.abort()
 		return nil, err
@@ -118,7 +124,10 @@ type restorer struct {
 	// nsInit is the stub when it is the init of a new PID namespace: it
 	// stays, and is let go last.
 	nsInit *task
-	res    *Result
+	// cpus is the restorer's CPU affinity before it pinned itself: what
+	// a thread gets back when the image has no affinity for it.
+	cpus unix.CPUSet
+	res  *Result
 }
 
 func (rs *restorer) note(format string, args ...any) {
