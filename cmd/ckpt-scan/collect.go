@@ -15,7 +15,7 @@ import (
 // records carry.
 //
 // Preconditions: pid is frozen in tree, by this OS thread.
-func collect(pid int, tree *freeze.Tree) (*image.Task, []image.Fd, error) {
+func collect(pid int, tree *freeze.Tree, inj *injection) (*image.Task, []image.Fd, error) {
 	tids := tree.Threads(pid)
 	task, err := collectTask(pid)
 	if err != nil {
@@ -28,7 +28,7 @@ func collect(pid int, tree *freeze.Tree) (*image.Task, []image.Fd, error) {
 		}
 		task.Threads = append(task.Threads, th)
 	}
-	if err := injectAll(task); err != nil {
+	if err := injectAll(task, inj); err != nil {
 		return nil, nil, err
 	}
 	if err := collectPending(task); err != nil {

@@ -151,11 +151,12 @@ type dumped struct {
 func (s *scan) dump(ctx context.Context) error {
 	var all []dumped
 	threads, fds, vmas := 0, 0, 0
+	inj := &injection{step: testPause(s.stderr)}
 	for _, m := range s.members {
 		d := dumped{task: m.zombie}
 		if d.task == nil {
 			var err error
-			if d.task, d.fds, err = collect(m.pid, s.tree); err != nil {
+			if d.task, d.fds, err = collect(m.pid, s.tree, inj); err != nil {
 				return err
 			}
 		}
@@ -167,10 +168,13 @@ func (s *scan) dump(ctx context.Context) error {
 		fds += len(d.fds)
 		vmas += len(d.task.Vmas)
 	}
+	testPauseDone(s.stderr)
 	if err := s.write(all); err != nil {
 		return err
 	}
 	root := all[0].task
+	s.verbosef("%s injected in %s in %v", count(inj.calls, "system call"),
+		count(inj.threads, "thread"), inj.took.Round(tick))
 	s.verbosef("pid %d (%s): %s, %s, %s, %d vmas; stream written %v after the freeze",
 		root.PID, root.Comm, count(len(all), "task"), count(threads, "thread"),
 		count(fds, "fd"), vmas, s.tree.Frozen().Round(tick))
@@ -265,8 +269,8 @@ const stuckTimeout = 2 * time.Second
 // with the signal as the cause. The dump notices it between steps; if it
 // does not within stuckTimeout (a wait for a task that does not stop, in
 // uninterruptible sleep), ckpt-scan exits and the kernel detaches the
-// tasks, which run on. It never exits while a task runs injected calls:
-// that would leave the task at foreign code.
+// tasks, which run on. It does not exit while a task runs injected calls:
+// the task would find its way back alone, but finishing is cleaner.
 func withSignals(ctx context.Context, stderr io.Writer) (context.Context, func()) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	ch := make(chan os.Signal, 1)

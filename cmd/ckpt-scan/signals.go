@@ -33,29 +33,26 @@ const timespecSize = 32
 // injectTimers reads, in the task's leader, its interval timers
 // (getitimer) and the times of its POSIX timers (timer_gettime), whose
 // list /proc/PID/timers gives. Both only read.
-func injectTimers(j *ptrace.Injector, t *image.Task) error {
+func injectTimers(c *counted, t *image.Task) error {
 	timers, err := procfs.ReadTimers(t.PID)
 	if err != nil {
 		return fmt.Errorf("list POSIX timers (needs CONFIG_CHECKPOINT_RESTORE): %w", err)
 	}
-	scratch, err := j.Scratch(timespecSize * (3 + len(timers)))
-	if err != nil {
-		return err
-	}
 	which := []int{unix.ITIMER_REAL, unix.ITIMER_VIRTUAL, unix.ITIMER_PROF}
-	for i, w := range which {
-		if _, err := j.Syscall(unix.SYS_GETITIMER, uint64(w), scratch+uint64(i*timespecSize)); err != nil {
-			return fmt.Errorf("getitimer %d: %w", w, err)
+	buf, err := batch(c.p, len(which)+len(timers), timespecSize, func(i int, at uint64) error {
+		if i < len(which) {
+			if _, err := c.Syscall(unix.SYS_GETITIMER, uint64(which[i]), at); err != nil {
+				return fmt.Errorf("getitimer %d: %w", which[i], err)
+			}
+			return nil
 		}
-	}
-	for i, tm := range timers {
-		at := scratch + uint64((3+i)*timespecSize)
-		if _, err := j.Syscall(unix.SYS_TIMER_GETTIME, uint64(tm.ID), at); err != nil {
-			return fmt.Errorf("timer_gettime of timer %d: %w", tm.ID, err)
+		id := timers[i-len(which)].ID
+		if _, err := c.Syscall(unix.SYS_TIMER_GETTIME, uint64(id), at); err != nil {
+			return fmt.Errorf("timer_gettime of timer %d: %w", id, err)
 		}
-	}
-	buf := make([]byte, timespecSize*(3+len(timers)))
-	if err := ptrace.ReadMem(j.TID, scratch, buf); err != nil {
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 

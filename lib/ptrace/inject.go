@@ -84,7 +84,7 @@ func (j *Injector) Syscall(nr uintptr, args ...uint64) (uint64, error) {
 	}
 	// Run to the syscall-entry stop, then to its exit stop.
 	for range 2 {
-		if err := j.step(); err != nil {
+		if err := toSyscallStop(j.TID); err != nil {
 			return 0, fmt.Errorf("injected syscall %d: %w", nr, err)
 		}
 	}
@@ -99,38 +99,38 @@ func (j *Injector) Syscall(nr uintptr, args ...uint64) (uint64, error) {
 	return out.Rax, nil
 }
 
-// step resumes to the next syscall stop. Blocked signals cannot stop the
-// thread; a SIGKILL ends it and is reported.
-func (j *Injector) step() error {
-	if err := ptrace(unix.PTRACE_SYSCALL, j.TID, 0, 0); err != nil {
-		return wrap("ptrace syscall", j.TID, err)
+// toSyscallStop resumes thread tid to its next syscall stop. Blocked
+// signals cannot stop the thread; a SIGKILL ends it and is reported.
+func toSyscallStop(tid int) error {
+	if err := ptrace(unix.PTRACE_SYSCALL, tid, 0, 0); err != nil {
+		return wrap("ptrace syscall", tid, err)
 	}
 	for {
-		ws, err := Wait(j.TID)
+		ws, err := Wait(tid)
 		if err != nil {
 			return err
 		}
 		switch {
 		case ws.Exited() || ws.Signaled():
-			return &Error{"inject", j.TID, errors.New("thread died")}
+			return &Error{"inject", tid, errors.New("thread died")}
 		case IsSyscallStop(ws):
 			return nil
 		case ws.Stopped() && isFault(ws.StopSignal()):
 			// The injected code itself faulted: resuming would only
 			// fault again.
-			regs, _ := GetRegs(j.TID)
+			regs, _ := GetRegs(tid)
 			at := uint64(0)
 			if regs != nil {
 				at = regs.Rip
 			}
-			return &Error{"inject", j.TID,
+			return &Error{"inject", tid,
 				fmt.Errorf("%v at %#x during an injected call", ws.StopSignal(), at)}
 		case ws.Stopped():
 			// A stop of another kind (a ptrace event, a group stop, the
 			// SIGSTOP of a new task): go on towards the syscall stop,
 			// dropping it.
-			if err := ptrace(unix.PTRACE_SYSCALL, j.TID, 0, 0); err != nil {
-				return wrap("ptrace syscall", j.TID, err)
+			if err := ptrace(unix.PTRACE_SYSCALL, tid, 0, 0); err != nil {
+				return wrap("ptrace syscall", tid, err)
 			}
 		}
 	}
