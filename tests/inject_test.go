@@ -72,8 +72,14 @@ func startInject(t *testing.T, mode string) *injectSubject {
 	switch mode {
 	case "sleep":
 		s.waitLines(t, "the first sleep", "slept ", 1)
+	case "rseq":
+		s.waitLines(t, "the first round", "", 1)
+		if l := lines(t, s.log); l[0] == "no rseq" {
+			t.Skip("glibc registered no rseq area")
+		}
+		s.waitLines(t, "the first round", "rseq ", 1)
 	case "spin":
-		s.waitLines(t, "the first spin", "spin ", 1)
+		s.waitLines(t, "the first round", "spin ", 1)
 	case "read":
 		s.ping(t, "the first read")
 	}
@@ -172,26 +178,43 @@ func (s *injectSubject) after(t *testing.T, d *dumpPoint) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for tracerPID(s.pid) != 0 || procState(s.pid) == "t" || procState(s.pid) == "T" {
+		if !alive(s.pid) {
+			t.Fatalf("%s: the subject died: %s", d.why, s.exit())
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: the subject is not released: state %q, TracerPid %d",
 				d.why, procState(s.pid), tracerPID(s.pid))
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	time.Sleep(10 * time.Millisecond) // time to crash, if it would
+	if !alive(s.pid) {
+		t.Fatalf("%s: the subject died: %s", d.why, s.exit())
+	}
 	switch s.mode {
 	case "sleep":
 		s.checkSleep(t, d)
-	case "spin":
-		n := s.count(t, "spin ")
-		s.waitLines(t, d.why, "spin ", n+2)
+	case "spin", "rseq":
+		n := s.count(t, s.mode+" ")
+		s.waitLines(t, d.why, s.mode+" ", n+2)
 	case "read":
 		s.ping(t, d.why)
+	}
+	if !alive(s.pid) {
+		t.Fatalf("%s: the subject died: %s", d.why, s.exit())
 	}
 	if got := s.signalState(t); got != s.sig {
 		t.Fatalf("%s: the signal state changed: %s, was %s", d.why, got, s.sig)
 	}
-	if !alive(s.pid) {
-		t.Fatalf("%s: the subject died (state %q)", d.why, procState(s.pid))
+}
+
+// exit says how the subject ended, once it is reaped.
+func (s *injectSubject) exit() string {
+	select {
+	case <-s.exited:
+		return s.cmd.ProcessState.String()
+	case <-time.After(5 * time.Second):
+		return "state " + procState(s.pid)
 	}
 }
 
@@ -224,12 +247,10 @@ func (s *injectSubject) checkSleep(t *testing.T, d *dumpPoint) {
 	}
 }
 
-// noHook starts ckpt-scan without the test hook.
-const noHook = -2
-
 // scan is a ckpt-scan started on the subject, with the test hook
-// (cmd/ckpt-scan/testhook.go) set to step unless step is noHook: it
-// pauses after that step, or only counts the steps when step is -1.
+// (cmd/ckpt-scan/testhook.go) set to hook unless it is empty: "N" pauses
+// after step N, "N/run" says when it is there and runs on, "-1" only
+// counts the steps.
 type scan struct {
 	cmd    *exec.Cmd
 	lines  chan string
@@ -237,11 +258,11 @@ type scan struct {
 	stderr []string
 }
 
-func startScan(t *testing.T, pid, step int) *scan {
+func startScan(t *testing.T, pid int, hook string) *scan {
 	t.Helper()
 	cmd := exec.Command(tool("ckpt-scan"), strconv.Itoa(pid))
-	if step != noHook {
-		cmd.Env = append(os.Environ(), "CKPT_SCAN_TEST_PAUSE="+strconv.Itoa(step))
+	if hook != "" {
+		cmd.Env = append(os.Environ(), "CKPT_SCAN_TEST_PAUSE="+hook)
 	}
 	errPipe, err := cmd.StderrPipe()
 	if err != nil {
@@ -323,7 +344,7 @@ func (s *scan) kill(t *testing.T) time.Time {
 // its injection took.
 func injectionSteps(t *testing.T, pid int) int {
 	t.Helper()
-	s := startScan(t, pid, -1)
+	s := startScan(t, pid, "-1")
 	l := s.waitLine(t, "injection steps")
 	var n int
 	if _, err := fmt.Sscanf(l, "ckpt-scan: test hook: %d injection steps", &n); err != nil || n < 10 {
@@ -356,10 +377,11 @@ func pickSteps(n int, r *rand.Rand) []int {
 // its system call injection (the first and last few, and some at random:
 // registers set, at a syscall entry or exit stop, signals blocked, on the
 // way back), and at random moments, in a subject sleeping in nanosleep
-// (restart block), one blocked in read (restart) and one spinning in user
-// space, and checks each time that the subject runs on untouched.
+// (restart block), one blocked in read (restart), one spinning in user
+// space and one spinning in an rseq critical section, and checks each
+// time that the subject runs on untouched.
 func TestKillScanInjecting(t *testing.T) {
-	for _, mode := range []string{"sleep", "read", "spin"} {
+	for _, mode := range []string{"sleep", "read", "spin", "rseq"} {
 		t.Run(mode, func(t *testing.T) { testKillScanInjecting(t, mode) })
 	}
 }
@@ -376,15 +398,26 @@ func testKillScanInjecting(t *testing.T, mode string) {
 	t.Logf("%d injection steps; seed %d; killing after steps %v", n, seed, steps)
 	for _, step := range steps {
 		d := s.before(t, fmt.Sprintf("ckpt-scan killed after injection step %d", step))
-		sc := startScan(t, s.pid, step)
+		sc := startScan(t, s.pid, strconv.Itoa(step))
 		d.why += " (" + sc.waitLine(t, "paused after injection step") + ")"
 		d.killed = sc.kill(t)
 		s.after(t, d)
 	}
-	// Random moments, the task running injected code included.
-	for i := range 12 {
+	// Random moments inside the injection, while the task runs injected
+	// code too: killed as soon as the hook says a random step is done,
+	// when ckpt-scan has gone on some way.
+	for range 12 {
+		step := r.IntN(n)
+		d := s.before(t, fmt.Sprintf("ckpt-scan killed just after injection step %d", step))
+		sc := startScan(t, s.pid, fmt.Sprintf("%d/run", step))
+		sc.waitLine(t, fmt.Sprintf("at injection step %d", step))
+		d.killed = sc.kill(t)
+		s.after(t, d)
+	}
+	// Random moments of a ckpt-scan without the hook.
+	for i := range 6 {
 		d := s.before(t, fmt.Sprintf("ckpt-scan killed at a random moment (run %d)", i))
-		sc := startScan(t, s.pid, noHook)
+		sc := startScan(t, s.pid, "")
 		sc.waitTraced(t, s.pid)
 		time.Sleep(time.Duration(r.IntN(5000)) * time.Microsecond)
 		d.killed = sc.kill(t)

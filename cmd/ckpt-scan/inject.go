@@ -171,8 +171,8 @@ const bigOut = 1024
 func moveOut(p *ptrace.Parasite, th *image.Thread) error {
 	const ssOnStack, ssDisable = 1, 2
 	as := th.AltStack
-	if as.Flags&(ssOnStack|ssDisable) == 0 && as.Size >= bigOut/4 {
-		return p.MoveOut(as.SP+as.Size, int(min(as.Size, bigOut)))
+	if as.Flags&(ssOnStack|ssDisable) == 0 && as.Size >= bigOut/2 {
+		return p.MoveOut(as.SP+as.Size, int(min(as.Size-16, bigOut)))
 	}
 	out, _ := p.Out()
 	return p.MoveOut(out, bigOut)

@@ -13,8 +13,14 @@
 //	--kill  keep the process frozen until the final stage reports a
 //	        complete archive on the control socket, then kill it; if the
 //	        dump fails, it resumes instead (stdout must be a pipe)
-//	-v      say on stderr what was scanned and how long the process was
-//	        frozen
+//	-v      say on stderr what was scanned, how many system calls were
+//	        injected, and how long the process was frozen
+//
+// What only the process itself can answer (signal handlers, tid address,
+// sigaltstack, timers) is read by running system calls inside it, so that
+// a ckpt-scan killed at any moment leaves it running unharmed
+// (docs/ckpt-scan.md). CKPT_SCAN_TEST_PAUSE in the environment is a hook
+// for tests (testhook.go), not for users.
 //
 // One process, with all its threads, is supported for now; a process with
 // children is refused with a message that says why.

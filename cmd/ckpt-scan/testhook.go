@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -12,9 +13,10 @@ import (
 // it makes ckpt-scan stop after step N (counted from 0, over every thread)
 // of its system call injection (each step a change of a thread's state:
 // lib/ptrace, Parasite.Step), say so on stderr and wait to be killed, a
-// minute at most. With it set, ckpt-scan also says on stderr how many
-// steps the injection took. tests/faults_test.go kills ckpt-scan this way
-// at every kind of point of the injection.
+// minute at most; set to "N/run", say so and run on. With it set,
+// ckpt-scan also says on stderr how many steps the injection took.
+// tests/inject_test.go kills ckpt-scan this way at every kind of point of
+// the injection, and at random moments inside it.
 const testPauseEnv = "CKPT_SCAN_TEST_PAUSE"
 
 // testPauseLimit bounds the pause, in case nobody comes to kill.
@@ -30,12 +32,17 @@ func testPause(stderr io.Writer) func(string) {
 	if !ok {
 		return nil
 	}
+	v, run := strings.CutSuffix(v, "/run")
 	at, err := strconv.Atoi(v)
 	if err != nil {
 		at = -1
 	}
 	return func(what string) {
-		if testSteps == at {
+		switch {
+		case testSteps != at:
+		case run:
+			fmt.Fprintf(stderr, "ckpt-scan: test hook: at injection step %d: %s\n", at, what)
+		default:
 			fmt.Fprintf(stderr, "ckpt-scan: test hook: paused after injection step %d: %s\n",
 				at, what)
 			time.Sleep(testPauseLimit)

@@ -42,7 +42,7 @@ type Parasite struct {
 	moved  []savedMem // output buffers written before
 	set    bool       // registers point at the parasite
 	masked bool       // every signal blocked
-	atExit bool       // in a syscall-exit stop of an injected call
+	stop   string     // "entry" or "exit": in that syscall stop of an injected call
 
 	// Step, when set, is called after every step that changes the
 	// thread's state, with what that step did; tests stop the tracer
@@ -112,11 +112,12 @@ func (p *Parasite) ReadOut(b []byte) error {
 	return ReadMem(p.TID, p.out.addr, b)
 }
 
-// MoveOut makes the size bytes below top, 16-byte aligned, the output
-// buffer. The caller vouches that the thread does not use them: they
-// lie below its red zone, or in a signal stack it is not running on.
+// MoveOut makes the size bytes below top, rounded down to 16 bytes, the
+// output buffer. The caller vouches that the thread does not use the
+// size+15 bytes below top: they lie below its red zone, or in a signal
+// stack it is not running on.
 func (p *Parasite) MoveOut(top uint64, size int) error {
-	addr := (top - uint64(size)) &^ 15
+	addr := top&^15 - uint64(size)
 	old := make([]byte, size)
 	if err := ReadMem(p.TID, addr, old); err != nil {
 		return fmt.Errorf("tid %d: output buffer: %w", p.TID, err)
@@ -165,7 +166,7 @@ func (p *Parasite) Syscall(nr uintptr, args ...uint64) (uint64, error) {
 		if err := toSyscallStop(p.TID); err != nil {
 			return 0, fmt.Errorf("injected syscall %d: %w", nr, err)
 		}
-		p.atExit = stop == "exit"
+		p.stop = stop
 		p.step(fmt.Sprintf("at the syscall-%s stop of syscall %d", stop, nr))
 	}
 	out, err := GetRegs(p.TID)
@@ -182,7 +183,16 @@ func (p *Parasite) Syscall(nr uintptr, args ...uint64) (uint64, error) {
 // registers and signal mask, then puts the vdso tail's old bytes back. At
 // every step, the thread would still find its way back alone.
 func (p *Parasite) Cure() error {
-	if p.atExit {
+	if p.stop == "entry" {
+		// Loaded at an entry stop, the saved registers would run the
+		// call of orig_rax: let the injected one finish first.
+		if err := toSyscallStop(p.TID); err != nil {
+			return err
+		}
+		p.stop = "exit"
+		p.step("at a syscall-exit stop")
+	}
+	if p.stop == "exit" {
 		if err := p.toInterruptStop(); err != nil {
 			return err
 		}
@@ -241,7 +251,7 @@ func (p *Parasite) toInterruptStop() error {
 	if _, err := WaitStop(p.TID); err != nil {
 		return err
 	}
-	p.atExit = false
+	p.stop = ""
 	p.step("at an interrupt stop")
 	return nil
 }

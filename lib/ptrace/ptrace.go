@@ -1,6 +1,8 @@
 // Package ptrace is the one place that talks to the kernel's ptrace
 // interface: seizing and interrupting tasks, their registers and extended
-// state, and running system calls inside a stopped task (Injector).
+// state, and running system calls inside a stopped task: Injector for a
+// task being built (restore), Parasite for a task being dumped, which
+// survives its tracer's death at any moment.
 //
 // Every call on a tracee must come from the OS thread that attached to it;
 // from another thread the kernel answers ESRCH. Callers lock their

@@ -10,19 +10,26 @@
  *   spin      spins in assembly that checks, every turn, that a dozen
  *             general registers, MXCSR, ymm8 and (with AVX-512) zmm8 and
  *             zmm16 still hold what it put there; prints "spin N" after
- *             each round, "BAD registers" if they changed.
+ *             each round, "BAD registers" if they changed;
+ *   rseq      spins inside an rseq critical section (glibc's rseq area)
+ *             that only the kernel's abort gets it out of, which every
+ *             signal of a 5 ms interval timer causes; prints "rseq N"
+ *             after every 10 aborts. A thread let go inside the section
+ *             without the abort spins there for good.
  *
  * Between rounds it checks that its signal mask, its SIGUSR1 action and
  * its sigaltstack are as it set them, and prints "BAD what" if not.
  *
- * Usage: inject sleep MS | inject read | inject spin */
+ * Usage: inject sleep MS | inject read | inject spin | inject rseq */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,6 +105,37 @@ __asm__(
 	"	cmp $0xff, %eax; jne 2f\n"
 	"	dec %rdi; jnz 1b\n"
 	"2:	DONE\n");
+
+/* rseq_spin(cs, counter, n): enters the critical section desc by
+ * setting *cs (the rseq_cs field of the thread's struct rseq) and spins
+ * in it; the abort handler counts and enters it again, n times. */
+extern ptrdiff_t __rseq_offset;
+extern unsigned int __rseq_size;
+void rseq_spin(uint64_t *cs, volatile long *counter, long n);
+__asm__(
+	".data\n"
+	".balign 32\n"
+	"rseq_desc:\n"
+	"	.long 0, 0\n"
+	"	.quad rseq_start\n"
+	"	.quad rseq_end - rseq_start\n"
+	"	.quad rseq_abort\n"
+	".text\n"
+	".globl rseq_spin\n"
+	"rseq_spin:\n"
+	"	lea rseq_desc(%rip), %rax\n"
+	"1:	mov %rax, (%rdi)\n"
+	"rseq_start:\n"
+	"	jmp rseq_start\n"
+	"rseq_end:\n"
+	"	.long 0x53053053\n"
+	"rseq_abort:\n"
+	"	incq (%rsi)\n"
+	"	dec %rdx\n"
+	"	jnz 1b\n"
+	"	ret\n");
+
+static void on_alarm(int s) { (void)s; }
 
 static void on_usr1(int s)
 {
@@ -195,6 +233,24 @@ int main(int argc, char **argv)
 			check();
 		}
 	}
-	fprintf(stderr, "usage: inject sleep MS | inject read | inject spin\n");
+	if (strcmp(mode, "rseq") == 0) {
+		volatile long aborts = 0;
+		struct itimerval every = {{0, 5000}, {0, 5000}};
+		if (__rseq_size < 16) {
+			printf("no rseq\n");
+			return 4;
+		}
+		uint64_t *cs = (uint64_t *)((char *)__builtin_thread_pointer() + __rseq_offset + 8);
+		sa.sa_handler = on_alarm;
+		sa.sa_flags = SA_RESTART;
+		sigaction(SIGALRM, &sa, NULL);
+		setitimer(ITIMER_REAL, &every, NULL);
+		for (long round = 0;; round++) {
+			rseq_spin(cs, &aborts, 10);
+			printf("rseq %ld\n", aborts);
+			check();
+		}
+	}
+	fprintf(stderr, "usage: inject sleep MS | inject read | inject spin | inject rseq\n");
 	return 2;
 }
