@@ -7,7 +7,6 @@ import (
 
 	"github.com/ckpt/ckpt/lib/image"
 	"github.com/ckpt/ckpt/lib/stream"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // A record's head is its framing (at most 1+2+64+5 bytes) and the start of
@@ -209,7 +208,7 @@ func (x *indexer) recordDone() error {
 	}
 	x.ended = true
 	var e image.End
-	if err := msgpack.Unmarshal(x.end, &e); err != nil {
+	if err := image.Unmarshal(x.end, &e); err != nil {
 		return fmt.Errorf("end record at stream byte %d: %w", x.recStart, err)
 	}
 	if e.Records != x.ix.Records-1 {

@@ -9,7 +9,7 @@ import (
 	"io"
 	"maps"
 
-	"github.com/vmihailenco/msgpack/v5"
+	"github.com/ckpt/ckpt/lib/image"
 )
 
 // Reader reads an archive front to back. It is an io.Reader that yields
@@ -416,7 +416,7 @@ func decodeIndex(h, body []byte) (*Index, error) {
 		return nil, fmt.Errorf("index %w", ErrChecksum)
 	}
 	var ix Index
-	if err := msgpack.Unmarshal(body, &ix); err != nil {
+	if err := image.Unmarshal(body, &ix); err != nil {
 		return nil, fmt.Errorf("decode index: %w", err)
 	}
 	return &ix, nil

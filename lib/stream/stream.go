@@ -9,6 +9,7 @@ package stream
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -37,7 +38,7 @@ type Record struct {
 
 // Decode decodes the record's body into v.
 func (r Record) Decode(v any) error {
-	if err := msgpack.Unmarshal(r.Body, v); err != nil {
+	if err := image.Unmarshal(r.Body, v); err != nil {
 		return fmt.Errorf("decode %s record: %w", r.Kind, err)
 	}
 	return nil
@@ -92,8 +93,16 @@ func (r *Reader) Header() (*image.Header, error) {
 	return r.header, r.hdrErr
 }
 
+// archiveMagic opens a ckpt archive (lib/archive, which imports this
+// package): a reader given one says so instead of "bad frame byte".
+const archiveMagic = "CKPTIMG\x00"
+
 func (r *Reader) readHeader() (*image.Header, error) {
 	off := r.off
+	if b, _ := r.br.Peek(len(archiveMagic)); string(b) == archiveMagic {
+		return nil, &FormatError{0, off, errors.New("this is a ckpt archive, not a record " +
+			"stream: ckpt-restore restores it, ckpt-show shows what it holds")}
+	}
 	rec, err := r.frame()
 	if err == io.EOF {
 		return nil, &FormatError{0, off, errors.New("empty input: no stream header")}
@@ -210,6 +219,13 @@ func (r *Reader) frame() (Record, error) {
 	if blen > MaxRecord {
 		return fail(fmt.Errorf("%s record of %d bytes is over the %d limit", kind, blen, MaxRecord))
 	}
+	if blen > trustedLen {
+		body, err := r.grow(blen)
+		if err != nil {
+			return fail(err)
+		}
+		return Record{Kind: string(kind), Body: body}, nil
+	}
 	var body []byte
 	if r.Reuse {
 		if cap(r.buf) < blen {
@@ -223,6 +239,24 @@ func (r *Reader) frame() (Record, error) {
 		return fail(err)
 	}
 	return Record{Kind: string(kind), Body: body}, nil
+}
+
+// trustedLen is the longest body read into a buffer of the length the
+// frame claims; a longer one (rare: page and file chunks are at most 1
+// MiB) grows as its bytes come, so a corrupt length costs no more memory
+// than the input holds.
+const trustedLen = 2 << 20
+
+// grow reads a body of n bytes into a buffer that grows as it fills.
+func (r *Reader) grow(n int) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.Grow(trustedLen)
+	got, err := io.CopyN(&buf, r.br, int64(n))
+	r.off += got
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return buf.Bytes(), err
 }
 
 func (r *Reader) full(p []byte) error {

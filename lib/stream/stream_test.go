@@ -87,6 +87,14 @@ func TestWrongVersion(t *testing.T) {
 	}
 }
 
+func TestArchiveGiven(t *testing.T) {
+	_, err := NewReader(bytes.NewReader([]byte("CKPTIMG\x00\x01\x00"))).Header()
+	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("stream record 0 at byte 0: "+
+		"this is a ckpt archive, not a record stream")) {
+		t.Fatalf("got %v", err)
+	}
+}
+
 func FuzzReader(f *testing.F) {
 	f.Add(sample(&testing.T{}))
 	f.Add([]byte{})
