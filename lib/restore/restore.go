@@ -188,17 +188,23 @@ func (rs *restorer) record(r *stream.Reader, rec stream.Record) error {
 		if err := rec.Decode(&d); err != nil {
 			return r.Errorf("%w", err)
 		}
-		if rs.shmem.Has(d.FileID) {
-			return rs.shmem.Write(&d)
+		write := rs.ghosts.Write
+		switch {
+		case rs.shmem.Has(d.FileID):
+			write = rs.shmem.Write
+		case rs.pipes.Has(d.FileID):
+			write = rs.pipes.Write
 		}
-		if rs.pipes.Has(d.FileID) {
-			return rs.pipes.Write(&d)
+		if err := write(&d); err != nil {
+			return r.Errorf("%w", err)
 		}
-		return rs.ghosts.Write(&d)
 	case image.KindFd:
 		var fd image.Fd
 		if err := rec.Decode(&fd); err != nil {
 			return r.Errorf("%w", err)
+		}
+		if pr := rs.byPID[fd.PID]; pr == nil || pr.tk.Zombie {
+			return r.Errorf("fd %d of pid %d comes before its task record", fd.Fd, fd.PID)
 		}
 		rs.fds[fd.PID] = append(rs.fds[fd.PID], fd)
 	case image.KindTask:
