@@ -67,9 +67,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	if st.Header.PageSize != os.Getpagesize() {
-		return fmt.Errorf("stream page size %d differs from this machine's %d",
-			st.Header.PageSize, os.Getpagesize())
+	if err := st.CheckLocal(); err != nil {
+		return err
 	}
 	d := &dumper{hdr: st.Header, out: st.Out, pages: pages.NewDumper(0)}
 	if *verbose {

@@ -129,7 +129,7 @@ func readHeader(ctx context.Context, stdin io.Reader) (io.Reader, *image.Header,
 		return nil, nil, fmt.Errorf("read stdin: %w", err)
 	}
 	if bytes.Equal(first[:n], []byte(archive.Magic)) {
-		return nil, nil, errors.New("stdin is already a ckpt archive, not a record stream " +
+		return nil, nil, errors.New("stdin at byte 0: already a ckpt archive, not a record stream " +
 			"(ckpt-pack -verify checks one)")
 	}
 	in := &ctxReader{ctx, io.MultiReader(bytes.NewReader(first[:n]), stdin)}

@@ -75,6 +75,9 @@ func Run(ctx context.Context, in io.Reader, out io.Writer, opt Options,
 	if err != nil {
 		return nil, err
 	}
+	if err := s.CheckLocal(); err != nil {
+		return nil, err
+	}
 	if slices.Contains(s.Header.Stages[:len(s.Header.Stages)-1], StageName) {
 		return nil, errors.New("the stream has been through ckpt-files already")
 	}

@@ -26,9 +26,6 @@ type proc struct {
 // restored parent (the root: of a throwaway stub), and for a live one
 // its address space, ready for pages.
 func (rs *restorer) prepare(tk *image.Task) error {
-	if rs.byPID[tk.PID] != nil {
-		return fmt.Errorf("pid %d: the image lists it twice", tk.PID)
-	}
 	if !tk.Zombie && (len(tk.Threads) == 0 || tk.Threads[0].TID != tk.PID) {
 		return fmt.Errorf("pid %d: the image does not list its main thread first", tk.PID)
 	}

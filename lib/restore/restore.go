@@ -112,7 +112,9 @@ type restorer struct {
 	// restorer, until every task has opened its own.
 	pipes  *ghost.Pipes
 	sealed bool
-	fds    map[int][]image.Fd // by PID
+	// rootPID is the header's root_pid: the first task record's PID.
+	rootPID int
+	fds     map[int][]image.Fd // by PID
 	// procs are the processes created so far, in stream order: every
 	// parent before its children.
 	procs []*proc
@@ -144,6 +146,7 @@ func (rs *restorer) run(r *stream.Reader, verify func() error) error {
 	if err := checkHeader(h); err != nil {
 		return err
 	}
+	rs.rootPID = h.RootPID
 	for {
 		rec, err := r.Next()
 		if err == io.EOF {
@@ -167,10 +170,12 @@ func (rs *restorer) run(r *stream.Reader, verify func() error) error {
 
 func checkHeader(h *image.Header) error {
 	if h.Arch != runtime.GOARCH {
-		return fmt.Errorf("the image is for %s, this machine is %s", h.Arch, runtime.GOARCH)
+		return fmt.Errorf("stream header: the image is for %s, this machine is %s",
+			h.Arch, runtime.GOARCH)
 	}
 	if h.PageSize != os.Getpagesize() {
-		return fmt.Errorf("the image has %d-byte pages, this machine %d", h.PageSize, os.Getpagesize())
+		return fmt.Errorf("stream header: the image has %d-byte pages, this machine %d",
+			h.PageSize, os.Getpagesize())
 	}
 	return nil
 }
@@ -210,6 +215,9 @@ func (rs *restorer) record(r *stream.Reader, rec stream.Record) error {
 	case image.KindTask:
 		var tk image.Task
 		if err := rec.Decode(&tk); err != nil {
+			return r.Errorf("%w", err)
+		}
+		if err := rs.checkOrder(&tk); err != nil {
 			return r.Errorf("%w", err)
 		}
 		if !rs.sealed {
