@@ -152,53 +152,7 @@ func TestKillStage(t *testing.T) {
 }
 
 func testKillStage(t *testing.T, kp killPoint, kill bool) {
-	if kp.done && kill {
-		// TODO(issue 5): a stage killed after its end record goes
-		// unnoticed by ckpt-scan --kill, which kills the tree once
-		// ckpt-pack reports a complete archive.
-		t.Skip("known bug: ckpt-scan --kill kills the tree although a stage was killed " +
-			"after its end record")
-	}
-	c := startCounter(t, kp.mib)
-	p := startDump(t, c.pid, kill, kp.holds)
-	if kp.wait < 0 {
-		waitFor(t, 10*time.Second, "ckpt-scan to trace the subject", func() bool {
-			return tracerPID(c.pid) != 0
-		})
-	} else {
-		p.waitHeld(kp.wait, 60*time.Second)
-	}
-	if kp.stage == "ckpt-pack" && kp.wait == 3 {
-		// ckpt-pack has read its input and writes the archive: wait
-		// until it closed its stdin.
-		select {
-		case <-p.relays[2].gone:
-		case <-time.After(30 * time.Second):
-			t.Fatalf("ckpt-pack did not close its input: %s", p.stderrs())
-		}
-		if kill {
-			time.Sleep(50 * time.Millisecond)
-			if st := procState(c.pid); st != "t" {
-				t.Fatalf("with --kill the subject should be frozen until the archive is "+
-					"complete, it is in state %q", st)
-			}
-		}
-	}
-	p.kill(kp.stage)
-	p.resume()
-	res := p.wait(60 * time.Second)
-	why := fmt.Sprintf("%s killed (%s)", kp.stage, kp.name)
-	failed(t, p, res, why)
-	t.Logf("%s: %s", why, p.stderrs())
-	c.checkRuns(t, why)
-	if kp.done {
-		// The stage had done its work: a sound archive is no lie, but
-		// a broken one must not pass for sound.
-		if _, err := run(t, 30*time.Second, "ckpt-pack -verify "+p.img); err == nil {
-			return
-		}
-	}
-	checkRefused(t, p.img, c, why)
+	killStage(t, kp, kill, single(startCounter(t, kp.mib)))
 }
 
 var compileMu sync.Mutex
