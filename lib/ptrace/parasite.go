@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,6 +49,8 @@ type Parasite struct {
 	// thread's state, with what that step did; tests stop the tracer
 	// there to kill it.
 	Step func(what string)
+
+	mem *os.File // /proc/TID/mem, open from NewParasite to Cure
 }
 
 // userCS is the code segment of 64-bit user mode on x86_64.
@@ -72,22 +75,52 @@ func NewParasite(tid int, area Area) (*Parasite, error) {
 	if err != nil {
 		return nil, err
 	}
-	live, err := leaveRseq(tid, regs)
+	mem, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", tid), os.O_RDWR, 0)
 	if err != nil {
 		return nil, err
 	}
-	p := &Parasite{TID: tid, area: area, saved: regs, live: live, mask: mask,
+	p := &Parasite{TID: tid, area: area, saved: regs, mask: mask, mem: mem,
 		old: make([]byte, MinParasite)}
-	if err := p.MoveOut(regs.Rsp-redZone, FirstOut); err != nil {
+	if err := p.write(regs); err != nil {
+		mem.Close()
 		return nil, err
 	}
-	if err := ReadMem(tid, area.Addr, p.old); err != nil {
-		return nil, fmt.Errorf("tid %d: parasite: %w", tid, err)
-	}
-	if err := WriteMem(tid, area.Addr, parasiteImage(restarted(live), mask)); err != nil {
-		return nil, fmt.Errorf("tid %d: parasite: %w", tid, err)
-	}
 	return p, nil
+}
+
+// write writes the parasite for a thread with registers regs.
+func (p *Parasite) write(regs *unix.PtraceRegs) error {
+	var err error
+	if p.live, err = p.leaveRseq(regs); err != nil {
+		return err
+	}
+	if err := p.MoveOut(regs.Rsp-redZone, FirstOut); err != nil {
+		return err
+	}
+	if err := p.read(p.area.Addr, p.old); err != nil {
+		return fmt.Errorf("tid %d: parasite: %w", p.TID, err)
+	}
+	err = p.writeMem(p.area.Addr, parasiteImage(restarted(p.live), p.mask))
+	if err != nil {
+		return fmt.Errorf("tid %d: parasite: %w", p.TID, err)
+	}
+	return nil
+}
+
+// read reads the thread's memory at addr.
+func (p *Parasite) read(addr uint64, b []byte) error {
+	if _, err := p.mem.ReadAt(b, int64(addr)); err != nil {
+		return fmt.Errorf("read %d bytes at %#x: %w", len(b), addr, err)
+	}
+	return nil
+}
+
+// writeMem writes the thread's memory at addr, read-only pages too.
+func (p *Parasite) writeMem(addr uint64, b []byte) error {
+	if _, err := p.mem.WriteAt(b, int64(addr)); err != nil {
+		return fmt.Errorf("write %d bytes at %#x: %w", len(b), addr, err)
+	}
+	return nil
 }
 
 // Saved returns the registers the thread had when NewParasite ran.
@@ -109,7 +142,10 @@ func (p *Parasite) ReadOut(b []byte) error {
 		return &Error{"parasite", p.TID,
 			fmt.Errorf("read %d bytes from an output buffer of %d", len(b), len(p.out.data))}
 	}
-	return ReadMem(p.TID, p.out.addr, b)
+	if err := p.read(p.out.addr, b); err != nil {
+		return fmt.Errorf("tid %d: output buffer: %w", p.TID, err)
+	}
+	return nil
 }
 
 // MoveOut makes the size bytes below top, rounded down to 16 bytes, the
@@ -119,7 +155,7 @@ func (p *Parasite) ReadOut(b []byte) error {
 func (p *Parasite) MoveOut(top uint64, size int) error {
 	addr := top&^15 - uint64(size)
 	old := make([]byte, size)
-	if err := ReadMem(p.TID, addr, old); err != nil {
+	if err := p.read(addr, old); err != nil {
 		return fmt.Errorf("tid %d: output buffer: %w", p.TID, err)
 	}
 	if p.out.data != nil {
@@ -183,6 +219,14 @@ func (p *Parasite) Syscall(nr uintptr, args ...uint64) (uint64, error) {
 // registers and signal mask, then puts the vdso tail's old bytes back. At
 // every step, the thread would still find its way back alone.
 func (p *Parasite) Cure() error {
+	err := p.cure()
+	if cerr := p.mem.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (p *Parasite) cure() error {
 	if p.stop == "entry" {
 		// Loaded at an entry stop, the saved registers would run the
 		// call of orig_rax: let the injected one finish first.
@@ -212,13 +256,13 @@ func (p *Parasite) Cure() error {
 		p.set = false
 		p.step("registers put back")
 	}
-	if err := WriteMem(p.TID, p.area.Addr, p.old); err != nil {
+	if err := p.writeMem(p.area.Addr, p.old); err != nil {
 		return fmt.Errorf("tid %d: parasite: %w", p.TID, err)
 	}
 	p.step("vdso tail put back")
 	bufs := append(p.moved, p.out)
 	for i := len(bufs) - 1; i >= 0; i-- {
-		if err := WriteMem(p.TID, bufs[i].addr, bufs[i].data); err != nil {
+		if err := p.writeMem(bufs[i].addr, bufs[i].data); err != nil {
 			return fmt.Errorf("tid %d: output buffer: %w", p.TID, err)
 		}
 	}
@@ -293,9 +337,9 @@ func restarted(saved *unix.PtraceRegs) *unix.PtraceRegs {
 // preempted there (as every ptrace stop preempts it) to that handler on
 // its way back to user space; it would not, once it saw the thread at
 // the parasite.
-func leaveRseq(tid int, saved *unix.PtraceRegs) (*unix.PtraceRegs, error) {
+func (p *Parasite) leaveRseq(saved *unix.PtraceRegs) (*unix.PtraceRegs, error) {
 	r := *saved
-	abort, err := rseqAbort(tid, r.Rip)
+	abort, err := p.rseqAbort(r.Rip)
 	if err != nil {
 		return nil, err
 	}
@@ -307,7 +351,8 @@ func leaveRseq(tid int, saved *unix.PtraceRegs) (*unix.PtraceRegs, error) {
 
 // rseqAbort returns the abort handler of the rseq critical section that
 // rip lies in, or 0.
-func rseqAbort(tid int, rip uint64) (uint64, error) {
+func (p *Parasite) rseqAbort(rip uint64) (uint64, error) {
+	tid := p.TID
 	conf, err := GetRseq(tid)
 	if errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) || conf.Addr == 0 {
 		return 0, nil // no rseq (CONFIG_RSEQ off, or none registered)
@@ -317,7 +362,7 @@ func rseqAbort(tid int, rip uint64) (uint64, error) {
 	}
 	var ptr [8]byte
 	// struct rseq: cpu_id_start, cpu_id (u32 each), then rseq_cs (u64).
-	if err := ReadMem(tid, conf.Addr+8, ptr[:]); err != nil {
+	if err := p.read(conf.Addr+8, ptr[:]); err != nil {
 		return 0, fmt.Errorf("tid %d: rseq: %w", tid, err)
 	}
 	csAddr := binary.LittleEndian.Uint64(ptr[:])
@@ -327,7 +372,7 @@ func rseqAbort(tid int, rip uint64) (uint64, error) {
 	// struct rseq_cs: version, flags (u32 each), start_ip,
 	// post_commit_offset, abort_ip (u64 each).
 	var cs [32]byte
-	if err := ReadMem(tid, csAddr, cs[:]); err != nil {
+	if err := p.read(csAddr, cs[:]); err != nil {
 		return 0, fmt.Errorf("tid %d: rseq critical section at %#x: %w", tid, csAddr, err)
 	}
 	le := binary.LittleEndian
@@ -336,7 +381,7 @@ func rseqAbort(tid int, rip uint64) (uint64, error) {
 		return 0, nil
 	}
 	var sig [4]byte
-	if err := ReadMem(tid, abort-4, sig[:]); err != nil || le.Uint32(sig[:]) != conf.Sig {
+	if err := p.read(abort-4, sig[:]); err != nil || le.Uint32(sig[:]) != conf.Sig {
 		return 0, &Error{"parasite", tid, fmt.Errorf("in the rseq critical section at %#x, "+
 			"whose abort handler at %#x lacks the signature %#x", start, abort, conf.Sig)}
 	}
