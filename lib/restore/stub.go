@@ -130,8 +130,14 @@ func waitPIDFree(pid int, patience time.Duration, note func(string)) error {
 	}
 }
 
+// pidState returns the state letter and comm of pid; an error that
+// wraps os.ErrNotExist if no process has it.
 func pidState(pid int) (state, comm string, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if errors.Is(err, unix.ESRCH) {
+		// Reaped between the open and the read: gone all the same.
+		err = fmt.Errorf("pid %d: %w", pid, os.ErrNotExist)
+	}
 	if err != nil {
 		return "", "", err
 	}
