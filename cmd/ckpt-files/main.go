@@ -27,7 +27,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,6 +38,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ckpt/ckpt/cmd/internal/cli"
 	"github.com/ckpt/ckpt/lib/files"
 )
 
@@ -56,14 +56,7 @@ Options:
 `
 
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ckpt-files: %v\n", err)
-		os.Exit(1)
-	}
+	cli.Exit("ckpt-files", run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -80,11 +73,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
-		return fmt.Errorf("no arguments expected, got %q", fs.Args())
+		return cli.Usagef("no arguments expected, got %q", fs.Args())
 	}
 
 	var report func(*files.Summary)

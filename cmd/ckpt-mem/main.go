@@ -31,16 +31,14 @@ import (
 	"os"
 	"time"
 
+	"github.com/ckpt/ckpt/cmd/internal/cli"
 	"github.com/ckpt/ckpt/lib/image"
 	"github.com/ckpt/ckpt/lib/pages"
 	"github.com/ckpt/ckpt/lib/stage"
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintf(os.Stderr, "ckpt-mem: %v\n", err)
-		os.Exit(1)
-	}
+	cli.Exit("ckpt-mem", run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -56,11 +54,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
+		return cli.Usagef("unexpected arguments %q", fs.Args())
 	}
 
 	st, err := stage.Open("ckpt-mem", stdin, stdout)

@@ -5,7 +5,7 @@
 // Synopsis:
 //
 //	ckpt-pack [-v] [-o FILE] < STREAM > IMG
-//	ckpt-pack -verify IMG
+//	ckpt-pack --verify IMG
 //
 // It reads the record stream on stdin up to its end record, adds itself to
 // the header's stages, and writes the archive to stdout or FILE (written
@@ -22,16 +22,17 @@
 //
 //	-o FILE      write the archive to FILE instead of stdout
 //	-v           say what was done on stderr
-//	-verify IMG  check IMG (frames, record stream, index, whole checksum),
+//	--verify IMG  check IMG (frames, record stream, index, whole checksum),
 //	             print a summary on stderr, and exit 0 if it is sound
 package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/ckpt/ckpt/cmd/internal/cli"
 )
 
 func main() {
@@ -39,8 +40,5 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ckpt-pack: %v\n", err)
-		os.Exit(1)
-	}
+	cli.Exit("ckpt-pack", err)
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ckpt/ckpt/cmd/internal/cli"
 	"github.com/ckpt/ckpt/lib/archive"
 	"github.com/ckpt/ckpt/lib/image"
 	"github.com/ckpt/ckpt/lib/stage"
@@ -22,14 +23,14 @@ import (
 const name = "ckpt-pack"
 
 const usage = `Usage: ckpt-pack [-v] [-o FILE] < STREAM > IMG
-       ckpt-pack -verify IMG
+       ckpt-pack --verify IMG
 
 Writes the ckpt record stream read on stdin as one compressed archive, with
 an index and checksums, to stdout or FILE; or checks an archive.
 
 Example:
   ckpt-scan 1234 | ckpt-files | ckpt-mem | ckpt-pack -v -o app.img
-  ckpt-pack -verify app.img
+  ckpt-pack --verify app.img
 
 Options:
 `
@@ -55,10 +56,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return err
+		return cli.Usage(err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q (the stream comes on stdin)", fs.Arg(0))
+		return cli.Usagef("unexpected argument %q (the stream comes on stdin)", fs.Arg(0))
 	}
 	if o.verify != "" {
 		return verify(o.verify, stdin, stderr)
@@ -130,7 +131,7 @@ func readHeader(ctx context.Context, stdin io.Reader) (io.Reader, *image.Header,
 	}
 	if bytes.Equal(first[:n], []byte(archive.Magic)) {
 		return nil, nil, errors.New("stdin at byte 0: already a ckpt archive, not a record stream " +
-			"(ckpt-pack -verify checks one)")
+			"(ckpt-pack --verify checks one)")
 	}
 	in := &ctxReader{ctx, io.MultiReader(bytes.NewReader(first[:n]), stdin)}
 	h, err := stream.NewReader(byteReader{in}).Header()

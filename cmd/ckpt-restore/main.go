@@ -21,11 +21,9 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
-	"fmt"
 	"os"
 
+	"github.com/ckpt/ckpt/cmd/internal/cli"
 	"github.com/ckpt/ckpt/lib/restore"
 )
 
@@ -33,12 +31,5 @@ func main() {
 	if os.Args[0] == restore.NSInitName {
 		restore.NSInit() // the init of a namespace made by --pidns
 	}
-	err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "ckpt-restore: %v\n", err)
-		os.Exit(1)
-	}
+	cli.Exit("ckpt-restore", run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ckpt/ckpt/cmd/internal/cli"
 	"github.com/ckpt/ckpt/lib/archive"
 	"github.com/ckpt/ckpt/lib/restore"
 	"github.com/ckpt/ckpt/lib/stream"
@@ -44,11 +45,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return cli.Usage(err)
 	}
 	if fs.NArg() > 1 {
 		fs.Usage()
-		return fmt.Errorf("one archive at a time, got %d", fs.NArg())
+		return cli.Usagef("one archive at a time, got %d", fs.NArg())
 	}
 	in := stdin
 	if name := fs.Arg(0); name != "" && name != "-" {

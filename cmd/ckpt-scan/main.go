@@ -22,8 +22,11 @@
 // (docs/ckpt-scan.md). CKPT_SCAN_TEST_PAUSE in the environment is a hook
 // for tests (testhook.go), not for users.
 //
-// One process, with all its threads, is supported for now; a process with
-// children is refused with a message that says why.
+// PID and every process under it are frozen and dumped, each with all its
+// threads; zombies among them are dumped as zombies. See docs/ckpt-scan.md.
+//
+// Exit status: 0 done, 1 failed (the tree runs on untouched), 2 bad
+// command line (docs/exit-codes.md).
 package main
 
 import (

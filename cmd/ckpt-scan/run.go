@@ -24,6 +24,20 @@ import (
 // errUsage marks a command line that cannot be run (exit code 2).
 var errUsage = errors.New("usage: ckpt-scan [--kill] [-v] PID > stream")
 
+const usage = `usage: ckpt-scan [--kill] [-v] PID > STREAM
+
+Freeze process PID and every process under it, write what they are made
+of as a ckpt record stream, and hold them frozen until the stages after
+it are done with them.
+
+Example:
+  ckpt-scan --kill 1234 | ckpt-files | ckpt-mem | ckpt-pack -o app.img
+  ckpt-scan 1234 | ckpt-files | ckpt-mem | ckpt-pack -o app.img   # keeps running
+  ckpt-scan 1234 | ckpt-show
+
+Options:
+`
+
 type options struct {
 	pid     int
 	kill    bool
@@ -37,9 +51,17 @@ func parseArgs(args []string, stderr io.Writer) (*options, error) {
 	fs.SetOutput(stderr)
 	fs.BoolVar(&o.kill, "kill", false, "kill the process once the final stage reports a complete archive")
 	fs.BoolVar(&o.verbose, "v", false, "say what was scanned and how long the process was frozen")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fs.PrintDefaults()
+	}
 	var rest []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		err := fs.Parse(args)
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		if err != nil {
 			return nil, fmt.Errorf("%w (%v)", errUsage, err)
 		}
 		if fs.NArg() == 0 {

@@ -8,23 +8,25 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
+	"github.com/ckpt/ckpt/cmd/internal/cli"
 	"github.com/ckpt/ckpt/lib/show"
 	"golang.org/x/sys/unix"
 )
 
 const name = "ckpt-show"
 
-const usage = `Usage: ckpt-show [-json] [FILE]
+const usage = `Usage: ckpt-show [--json] [-v] [FILE]
 
 Prints what a ckpt record stream or archive holds: a summary (tree, threads,
-mappings, fds and files, ghost data and pages), or with -json every record
+mappings, fds and files, ghost data and pages), or with --json every record
 as one line of JSON. Reads FILE, or stdin when FILE is absent or "-".
 
 Examples:
   ckpt-scan 1234 | ckpt-files | ckpt-show
   ckpt-show app.img
-  ckpt-show -json app.img | jq -c 'select(.kind == "fd") | .body'
+  ckpt-show --json app.img | jq -c 'select(.kind == "fd") | .body'
 
 Options:
 `
@@ -33,6 +35,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print every record as a line of JSON instead of a summary")
+	verbose := fs.Bool("v", false, "say on stderr how much was read and how long it took")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fs.PrintDefaults()
@@ -41,29 +44,53 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
-		return err
+		return cli.Usage(err)
 	}
 	if fs.NArg() > 1 {
-		return fmt.Errorf("unexpected argument %q: give one FILE, or none for stdin", fs.Arg(1))
+		return cli.Usagef("unexpected argument %q: give one FILE, or none for stdin", fs.Arg(1))
 	}
 	src, err := openInput(fs.Arg(0), stdin)
 	if err != nil {
 		return err
 	}
 	defer src.close()
-	if err := display(ctx, src, *asJSON, stdout); err != nil {
+	began := time.Now()
+	var got read
+	if err := display(ctx, src, *asJSON, stdout, &got); err != nil {
 		return fmt.Errorf("%s: %w", src.name, err)
+	}
+	if *verbose {
+		what := "record stream"
+		if got.archive {
+			what = "archive"
+		}
+		fmt.Fprintf(stderr, "%s: %s: %s of %d records, %.1f MiB of stream, read in %v\n", name,
+			src.name, what, got.records, float64(got.bytes)/(1<<20),
+			time.Since(began).Round(time.Millisecond))
 	}
 	return nil
 }
 
+// read is what display read, for -v.
+type read struct {
+	records int
+	bytes   int64
+	archive bool
+}
+
 // display reads the input and prints it, a summary or JSON lines.
-func display(ctx context.Context, src *input, asJSON bool, stdout io.Writer) error {
+func display(ctx context.Context, src *input, asJSON bool, stdout io.Writer, got *read) error {
 	in, err := show.Open(src.r)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	defer func() {
+		if e := in.End(); e != nil {
+			got.records = e.Records + 1 // the end record too
+		}
+		got.bytes, got.archive = in.StreamBytes(), in.IsArchive()
+	}()
 	if asJSON {
 		bw := bufio.NewWriter(stdout)
 		err := show.WriteJSON(ctx, bw, in)
