@@ -442,7 +442,8 @@ func TestBadInputRestore(t *testing.T) {
 	})
 	integrity := archiveBad(t, img, full, d)
 	// The log changes as the counter runs on: restore takes it as it is.
-	for _, tool := range []string{"ckpt-pack --verify -", "ckpt-show", "ckpt-restore --accept-changed"} {
+	readers := []string{"ckpt-pack --verify -", "ckpt-show", "ckpt-restore --accept-changed"}
+	for _, tool := range readers {
 		name := strings.Fields(tool)[0]
 		t.Run(name, func(t *testing.T) {
 			inputs := integrity
