@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/ckpt/ckpt/cmd/internal/progress"
 	"github.com/ckpt/ckpt/lib/image"
 	"github.com/ckpt/ckpt/lib/pages"
 	"github.com/ckpt/ckpt/lib/stream"
@@ -16,6 +17,7 @@ type dumper struct {
 	out   *stream.Writer
 	pages *pages.Dumper
 	log   io.Writer // nil unless -v
+	meter *progress.Meter
 	total pages.Stats
 	tasks int
 }
@@ -60,6 +62,7 @@ func (d *dumper) write(r *pages.Run) error {
 	if err != nil {
 		return err
 	}
+	d.meter.Add(int64(len(r.Data)))
 	return d.out.WriteRecord(stream.Record{Kind: image.KindPages, Body: body})
 }
 

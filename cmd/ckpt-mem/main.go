@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/cmd/internal/cli"
+	"github.com/ckpt/ckpt/cmd/internal/progress"
 	"github.com/ckpt/ckpt/lib/image"
 	"github.com/ckpt/ckpt/lib/pages"
 	"github.com/ckpt/ckpt/lib/stage"
@@ -68,9 +69,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := st.CheckLocal(); err != nil {
 		return err
 	}
-	d := &dumper{hdr: st.Header, out: st.Out, pages: pages.NewDumper(0)}
+	// On a terminal, a long dump shows how far it has come.
+	meter := progress.Start(stderr, "ckpt-mem", "of memory dumped")
+	defer meter.Stop()
+	d := &dumper{hdr: st.Header, out: st.Out, pages: pages.NewDumper(0), meter: meter}
 	if *verbose {
-		d.log = stderr
+		d.log = meter
 	}
 	start := time.Now()
 	for {
@@ -93,6 +97,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			}
 		}
 	}
+	meter.Stop()
 	d.summary(time.Since(start))
 	return st.Finish()
 }

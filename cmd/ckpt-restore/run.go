@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/cmd/internal/cli"
+	"github.com/ckpt/ckpt/cmd/internal/progress"
 	"github.com/ckpt/ckpt/lib/archive"
 	"github.com/ckpt/ckpt/lib/restore"
 	"github.com/ckpt/ckpt/lib/stream"
@@ -65,11 +66,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	// On a terminal, a long restore shows how far it has come.
+	meter := progress.Start(stderr, "ckpt-restore", "of the image read")
+	defer meter.Stop()
 	opt := restore.Options{PIDWait: *pidWait, AcceptChanged: *accept, PIDNS: *pidns,
-		Note: func(s string) { fmt.Fprintf(stderr, "ckpt-restore: %s\n", s) }}
-	sr := stream.NewReader(ar)
+		Note: func(s string) { fmt.Fprintf(meter, "ckpt-restore: %s\n", s) }}
+	sr := stream.NewReader(progress.Reader{R: ar, M: meter})
 	sr.Reuse = true
 	res, err := restore.Restore(sr, ar.Finish, opt)
+	meter.Stop()
 	if err != nil {
 		return err
 	}
