@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -308,4 +309,44 @@ func killTree(root int) {
 	for _, p := range kids[1:] {
 		killPID(p)
 	}
+}
+
+// TestScanVforkParent dumps a process waiting in vfork for a child that
+// stopped before it could exec (testdata/vforker.c): no signal reaches
+// the parent there, so it cannot be frozen. ckpt-scan gives up after
+// freeze.StopTimeout with a message, instead of waiting forever, and
+// leaves both untraced; once the child goes on, so does the parent.
+func TestScanVforkParent(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	s := start(t, out, compileOnce(t, "vforker.c"))
+	var child int
+	waitFor(t, 10*time.Second, "the parent to wait in vfork", func() bool {
+		kids := readChildren(t, s.pid)
+		if len(kids) == 1 {
+			child, _ = strconv.Atoi(kids[0])
+		}
+		return child != 0 && procState(child) == "T" && procState(s.pid) == "D"
+	})
+	t.Cleanup(func() { killPID(child) })
+	began := time.Now()
+	_, stderr, err := scanOut(t, fmt.Sprintf("ckpt-scan %d > /dev/null", s.pid))
+	took := time.Since(began)
+	want := fmt.Sprintf("thread %d did not stop in 5s", s.pid)
+	if err == nil || !strings.Contains(stderr, want) || !strings.Contains(stderr, "vfork") {
+		t.Fatalf("ckpt-scan: %v, said %q; want it to fail saying %q", err, stderr, want)
+	}
+	if took > 10*time.Second {
+		t.Errorf("ckpt-scan took %v to give up", took)
+	}
+	for _, pid := range []int{s.pid, child} {
+		if tr := tracerPID(pid); tr != 0 {
+			t.Errorf("pid %d is still traced by %d", pid, tr)
+		}
+	}
+	if err := syscall.Kill(child, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the parent to go on once its child execs", func() bool {
+		return procState(s.pid) == "S" && tracerPID(s.pid) == 0
+	})
 }

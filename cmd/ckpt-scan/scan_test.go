@@ -186,8 +186,16 @@ func TestRefusals(t *testing.T) {
 			s := startSubject(t, python3(t), "-c", "import subprocess,time\n"+
 				"for _ in range(2): subprocess.Popen(['sleep', '1000'])\ntime.sleep(1000)")
 			var kids []int
-			waitFor(t, 5*time.Second, "the children", func() bool {
+			// Both must have exec'd sleep: a child stopped before its
+			// exec leaves python waiting in vfork, where it cannot be
+			// frozen (TestScanVforkParent in tests/).
+			waitFor(t, 5*time.Second, "the children to run sleep", func() bool {
 				kids, _ = procfs.Children(s.pid)
+				for _, k := range kids {
+					if st, err := procfs.ReadStat(k); err != nil || st.Comm != "sleep" {
+						return false
+					}
+				}
 				return len(kids) == 2
 			})
 			t.Cleanup(func() {

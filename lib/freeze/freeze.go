@@ -147,7 +147,10 @@ func (p *proc) waitPending() error {
 	for len(p.pending) > 0 {
 		tid := p.pending[0]
 		p.pending = p.pending[1:]
-		if _, err := ptrace.WaitStop(tid); err != nil {
+		if err := waitStop(tid, StopTimeout); err != nil {
+			if errors.Is(err, ErrNoStop) {
+				return fmt.Errorf("pid %d: %w", p.PID, err)
+			}
 			if tid != p.PID && !alive(p.PID, tid) {
 				p.lost = append(p.lost, tid)
 				continue
