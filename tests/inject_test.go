@@ -203,7 +203,14 @@ func (s *injectSubject) after(t *testing.T, d *dumpPoint) {
 	if !alive(s.pid) {
 		t.Fatalf("%s: the subject died: %s", d.why, s.exit())
 	}
-	if got := s.signalState(t); got != s.sig {
+	// The rseq subject's SIGALRM handler runs every 5 ms, and while it
+	// runs SIGALRM is blocked: a changed state must last to count.
+	got := s.signalState(t)
+	for i := 0; got != s.sig && i < 20; i++ {
+		time.Sleep(7 * time.Millisecond)
+		got = s.signalState(t)
+	}
+	if got != s.sig {
 		t.Fatalf("%s: the signal state changed: %s, was %s", d.why, got, s.sig)
 	}
 }
