@@ -282,3 +282,53 @@ func TestAffinity(t *testing.T) {
 		t.Errorf("the restored process may run on CPUs %s, want %d", got, last)
 	}
 }
+
+// orphanGroupPy leaves, under a subreaper root, a grandchild in the
+// process group of its parent, which has exited: a group whose leader is
+// gone.
+const orphanGroupPy = `import ctypes, os, time
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+a = os.fork()
+if a == 0:
+    os.setpgid(0, 0)
+    if os.fork() == 0:
+        while True:
+            time.sleep(1)
+    os._exit(0)
+os.waitpid(a, 0)
+print("READY", flush=True)
+while True:
+    time.sleep(1)
+`
+
+// TestScanRefusesLostGroup: ckpt-scan --kill refuses, naming the process
+// and its group, a tree that restore could not rebuild, and the tree runs
+// on: a dump with --kill must never end what cannot come back.
+func TestScanRefusesLostGroup(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	s := start(t, out, "python3", "-c", orphanGroupPy)
+	waitFor(t, 20*time.Second, "READY", func() bool { return slices.Contains(lines(t, out), "READY") })
+	kids := readChildren(t, s.pid)
+	if len(kids) != 1 {
+		t.Fatalf("the subject has children %v", kids)
+	}
+	kid, _ := strconv.Atoi(kids[0])
+	t.Cleanup(func() { killPID(kid) })
+	img := filepath.Join(t.TempDir(), "img")
+	stderr, err := run(t, 60*time.Second, fmt.Sprintf(
+		"ckpt-scan --kill %d | ckpt-files | ckpt-mem | ckpt-pack > %s", s.pid, img))
+	want := fmt.Sprintf("pid %d (python3) is in process group %d, whose leader is gone",
+		kid, readProcStat(t, kid).pgid)
+	if err == nil || !strings.Contains(stderr, want) {
+		t.Fatalf("dump: %v, want a refusal %q:\n%s", err, want, stderr)
+	}
+	time.Sleep(100 * time.Millisecond)
+	for _, pid := range []int{s.pid, kid} {
+		if st := procState(pid); st != "S" && st != "R" {
+			t.Errorf("pid %d is %q after the refused dump, want running", pid, st)
+		}
+		if tracerPID(pid) != 0 {
+			t.Errorf("pid %d is still traced", pid)
+		}
+	}
+}

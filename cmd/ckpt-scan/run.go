@@ -191,6 +191,13 @@ func (s *scan) dump(ctx context.Context) error {
 		vmas += len(d.task.Vmas)
 	}
 	testPauseDone(s.stderr)
+	tasks := make([]*image.Task, len(all))
+	for i, d := range all {
+		tasks[i] = d.task
+	}
+	if err := image.CheckTree(tasks); err != nil {
+		return err
+	}
 	if err := s.write(all); err != nil {
 		return err
 	}
