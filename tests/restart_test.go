@@ -92,7 +92,17 @@ func TestRestartWithSignal(t *testing.T) {
 	}
 	killPID(s.pid)
 	<-s.exited
-	restore(t, img, s.pid)
+	t.Cleanup(func() { killPID(s.pid) })
+	// The image was read from a file scan, so nothing held the subject:
+	// restore refuses it unless told the subject did not run meanwhile
+	// (it was in pause()).
+	stderr, err := run(t, 60*time.Second, "ckpt-restore "+img)
+	if err == nil || !strings.Contains(stderr, "--accept-unfrozen") || procState(s.pid) != "" {
+		t.Fatalf("restore of an unfrozen image: %v, state %q\n%s", err, procState(s.pid), stderr)
+	}
+	if stderr, err := run(t, 60*time.Second, "ckpt-restore --accept-unfrozen "+img); err != nil {
+		t.Fatalf("restore: %v\n%s", err, stderr)
+	}
 	waitFor(t, 10*time.Second, "the restored process to wake from pause", func() bool {
 		return slices.Contains(lines(t, out), "WOKE 1")
 	})

@@ -62,7 +62,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return cli.Usagef("unexpected arguments %q", fs.Args())
 	}
 
-	st, err := stage.Open("ckpt-mem", stdin, stdout)
+	// Nothing holds the tree (ckpt-scan wrote to a file): say so in the
+	// stream, for restore.
+	unheld := func(h *image.Header) { h.Unfrozen = h.HolderPID == 0 }
+	st, err := stage.Open("ckpt-mem", stdin, stdout, unheld)
 	if err != nil {
 		return err
 	}
@@ -99,5 +102,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	meter.Stop()
 	d.summary(time.Since(start))
+	if st.Header.Unfrozen && d.tasks > 0 {
+		fmt.Fprintln(stderr, "ckpt-mem: warning: nothing held the tree frozen (ckpt-scan "+
+			"wrote to a file): its memory was read as it is now, not as it was scanned; "+
+			"ckpt-restore refuses the image unless given --accept-unfrozen")
+	}
 	return st.Finish()
 }

@@ -9,7 +9,8 @@
 // It reads the archive from IMG, or from stdin when IMG is absent or "-",
 // and returns once the process runs again; the process is adopted by init
 // and keeps running after ckpt-restore exits. It prints nothing unless
-// asked (-v) or something fails; on failure nothing it created is left.
+// asked (-v), it waits (for a zombie that holds a saved PID) or something
+// fails; on failure nothing it created is left.
 //
 // Options:
 //
@@ -17,6 +18,7 @@
 //	--accept-changed  use linked files whose size or mtime changed since the dump
 //	--pid-wait D      how long to wait for a zombie holding a saved PID (default 10s)
 //	--pidns           restore into a new PID namespace, beside the original
+//	--accept-unfrozen restore an image whose memory was read while nothing held the tree
 package main
 
 import (

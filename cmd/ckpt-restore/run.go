@@ -39,6 +39,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"use linked files whose size or mtime changed since the dump")
 	pidWait := fs.Duration("pid-wait", 10*time.Second,
 		"how long to wait for a zombie that holds a saved PID")
+	unfrozen := fs.Bool("accept-unfrozen", false, "restore an image whose memory was read "+
+		"while nothing held the tree frozen")
 	pidns := fs.Bool("pidns", false, "restore into a new PID namespace, where the saved PIDs "+
 		"are free even while the original runs")
 	fs.Usage = func() {
@@ -70,7 +72,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	meter := progress.Start(stderr, "ckpt-restore", "of the image read")
 	defer meter.Stop()
 	opt := restore.Options{PIDWait: *pidWait, AcceptChanged: *accept, PIDNS: *pidns,
-		Note: func(s string) { fmt.Fprintf(meter, "ckpt-restore: %s\n", s) }}
+		AcceptUnfrozen: *unfrozen,
+		Note:           func(s string) { fmt.Fprintf(meter, "ckpt-restore: %s\n", s) }}
 	sr := stream.NewReader(progress.Reader{R: ar, M: meter})
 	sr.Reuse = true
 	res, err := restore.Restore(sr, ar.Finish, opt)

@@ -56,6 +56,12 @@ type Header struct {
 	// gone or no longer traces the tree: what it would read may be torn.
 	HolderPID   int    `msgpack:"holder_pid,omitempty"`
 	HolderStart uint64 `msgpack:"holder_start,omitempty"`
+	// Unfrozen is set by ckpt-mem when nothing held the tree while it
+	// read the pages (HolderPID 0: ckpt-scan wrote to a file): the
+	// processes ran on since they were scanned, so their pages may not
+	// match their registers. Restore refuses such an image unless told
+	// to accept it.
+	Unfrozen bool `msgpack:"unfrozen,omitempty"`
 }
 
 // End is the body of the last record. Records counts every record before

@@ -34,6 +34,9 @@ type Options struct {
 	// AcceptChanged restores linked files whose size or mtime changed
 	// since the dump instead of refusing.
 	AcceptChanged bool
+	// AcceptUnfrozen restores an image whose memory was read while
+	// nothing held the tree (Header.Unfrozen) instead of refusing.
+	AcceptUnfrozen bool
 	// Note, when set, receives short messages for people (waits, steps).
 	Note func(string)
 	// PIDNS restores the tree into a new PID namespace, where its
@@ -145,6 +148,11 @@ func (rs *restorer) run(r *stream.Reader, verify func() error) error {
 	}
 	if err := checkHeader(h); err != nil {
 		return err
+	}
+	if h.Unfrozen && !rs.opt.AcceptUnfrozen {
+		return errors.New("stream header: the image's memory was read while nothing held " +
+			"the tree frozen (ckpt-scan wrote to a file, and the processes ran on): its " +
+			"pages may not match its registers; restore with --accept-unfrozen to try anyway")
 	}
 	rs.rootPID = h.RootPID
 	for {

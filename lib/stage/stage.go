@@ -32,7 +32,7 @@ type Stage struct {
 // Open reads the header from in, appends name to its stages and writes it
 // to out. SIGPIPE is ignored from then on, so a reader that goes away is an
 // EPIPE error, not a silent death.
-func Open(name string, in io.Reader, out io.Writer) (*Stage, error) {
+func Open(name string, in io.Reader, out io.Writer, edit ...func(*image.Header)) (*Stage, error) {
 	signal.Ignore(unix.SIGPIPE)
 	EnlargePipe(in)
 	EnlargePipe(out)
@@ -42,6 +42,9 @@ func Open(name string, in io.Reader, out io.Writer) (*Stage, error) {
 		return nil, err
 	}
 	h.Stages = append(h.Stages, name)
+	for _, e := range edit {
+		e(h)
+	}
 	w := stream.NewWriter(out)
 	if err := w.WriteHeader(h); err != nil {
 		return nil, fmt.Errorf("write header: %w", err)
