@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ckpt/ckpt/internal/ptytest"
 )
 
 // The command line of every tool (issue 5): --help with an example and
@@ -109,5 +111,29 @@ func TestToolsCommandLine(t *testing.T) {
 				t.Errorf("docs/exit-codes.md does not list %s", c.tool)
 			}
 		})
+	}
+}
+
+// TestToolsRefuseTerminalInput: a tool that reads a stream or an archive
+// on stdin refuses a terminal there (exit 2) instead of waiting silently
+// for bytes nobody will type.
+func TestToolsRefuseTerminalInput(t *testing.T) {
+	_, slave := ptytest.Open(t)
+	for _, name := range []string{"ckpt-files", "ckpt-mem", "ckpt-pack", "ckpt-show",
+		"ckpt-restore"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cmd := exec.CommandContext(ctx, tool(name))
+		cmd.Stdin = slave
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &bytes.Buffer{}, &stderr
+		err := cmd.Run()
+		timedOut := ctx.Err() != nil
+		cancel()
+		var exit *exec.ExitError
+		if timedOut || !errors.As(err, &exit) || exit.ExitCode() == 0 ||
+			!strings.Contains(stderr.String(), "stdin is a terminal") {
+			t.Errorf("%s with a terminal on stdin: %v (timed out: %v)\n%s", name, err,
+				timedOut, stderr.String())
+		}
 	}
 }

@@ -87,6 +87,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			fmt.Fprintf(stderr, "ckpt-files: %s in %v\n", describe(s), s.Took.Round(time.Microsecond))
 		}
 	}
+	if err := cli.StreamIn(stdin, "pipe a record stream in (ckpt-scan PID | ckpt-files)"); err != nil {
+		return err
+	}
 	_, err := files.Run(ctx, stdin, stdout,
 		files.Options{MaxGhostSize: int64(maxGhost), GhostClone: *clone}, report)
 	return err

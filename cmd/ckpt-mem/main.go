@@ -65,6 +65,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	// Nothing holds the tree (ckpt-scan wrote to a file): say so in the
 	// stream, for restore.
 	unheld := func(h *image.Header) { h.Unfrozen = h.HolderPID == 0 }
+	if err := cli.StreamIn(stdin, "pipe a record stream in (... | ckpt-mem)"); err != nil {
+		return err
+	}
 	st, err := stage.Open("ckpt-mem", stdin, stdout, unheld)
 	if err != nil {
 		return err

@@ -17,7 +17,6 @@ import (
 	"github.com/ckpt/ckpt/lib/image"
 	"github.com/ckpt/ckpt/lib/stage"
 	"github.com/ckpt/ckpt/lib/stream"
-	"golang.org/x/sys/unix"
 )
 
 const name = "ckpt-pack"
@@ -70,10 +69,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // pack reads the stream on stdin and writes the archive.
 func pack(ctx context.Context, o options, stdin io.Reader, stdout, stderr io.Writer) error {
 	began := time.Now()
-	if isTerminal(stdin) {
+	if cli.IsTerminal(stdin) {
 		return errors.New("stdin is a terminal: pipe a record stream into ckpt-pack")
 	}
-	if o.out == "" && isTerminal(stdout) {
+	if o.out == "" && cli.IsTerminal(stdout) {
 		return errors.New("stdout is a terminal: redirect it to a file, or use -o FILE")
 	}
 	stage.EnlargePipe(stdin)
@@ -238,12 +237,3 @@ func kinds(m map[string]int) string {
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
-// isTerminal says whether f is an *os.File on a terminal.
-func isTerminal(f any) bool {
-	file, ok := f.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(file.Fd()), unix.TCGETS)
-	return err == nil
-}

@@ -62,6 +62,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		defer f.Close()
 		in = f
+	} else if err := cli.StreamIn(in, "give an archive: ckpt-restore IMG, or pipe one in"); err != nil {
+		return err
 	}
 	start := time.Now()
 	ar, err := archive.NewReader(in)

@@ -12,7 +12,6 @@ import (
 
 	"github.com/ckpt/ckpt/cmd/internal/cli"
 	"github.com/ckpt/ckpt/lib/show"
-	"golang.org/x/sys/unix"
 )
 
 const name = "ckpt-show"
@@ -127,7 +126,7 @@ func openInput(path string, stdin io.Reader) (*input, error) {
 		}
 		return &input{name: path, r: f, closer: f}, nil
 	}
-	if isTerminal(stdin) {
+	if cli.IsTerminal(stdin) {
 		return nil, errors.New("stdin is a terminal: give a FILE, or pipe a stream or archive in")
 	}
 	in := &input{name: "stdin", r: stdin}
@@ -163,12 +162,3 @@ func (in *input) checkEnd(r *show.Input) error {
 	return nil
 }
 
-// isTerminal says whether f is an *os.File on a terminal.
-func isTerminal(f any) bool {
-	file, ok := f.(*os.File)
-	if !ok {
-		return false
-	}
-	_, err := unix.IoctlGetTermios(int(file.Fd()), unix.TCGETS)
-	return err == nil
-}

@@ -8,32 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/ckpt/ckpt/internal/ptytest"
 )
-
-// openPTY returns the two ends of a new pseudo terminal.
-func openPTY(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("no pseudo terminal: %v", err)
-	}
-	master = os.NewFile(uintptr(fd), "ptmx")
-	t.Cleanup(func() { master.Close() })
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slave, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { slave.Close() })
-	return master, slave
-}
 
 // readFor reads what the terminal shows until want appears or 5 s pass.
 func readFor(t *testing.T, master *os.File, want string) string {
@@ -53,7 +29,7 @@ func readFor(t *testing.T, master *os.File, want string) string {
 }
 
 func TestDrawsOnATerminal(t *testing.T) {
-	master, slave := openPTY(t)
+	master, slave := ptytest.Open(t)
 	if !isTerminal(slave) {
 		t.Fatal("the pty slave is not a terminal")
 	}
@@ -86,7 +62,7 @@ func TestQuietElsewhere(t *testing.T) {
 }
 
 func TestQuietWhenShort(t *testing.T) {
-	master, slave := openPTY(t)
+	master, slave := ptytest.Open(t)
 	m := start(slave, "ckpt-x", "read", true, time.Hour, time.Millisecond)
 	m.Add(1 << 20)
 	time.Sleep(20 * time.Millisecond)
