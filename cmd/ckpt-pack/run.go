@@ -236,4 +236,3 @@ func kinds(m map[string]int) string {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
-

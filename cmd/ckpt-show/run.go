@@ -161,4 +161,3 @@ func (in *input) checkEnd(r *show.Input) error {
 	}
 	return nil
 }
-
