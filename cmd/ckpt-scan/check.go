@@ -46,6 +46,9 @@ func check(pid int) (freeze.Task, error) {
 	case status.TracerPID != 0:
 		return freeze.Task{}, fmt.Errorf("%s is already traced by %s", name, tracer(status.TracerPID))
 	}
+	if err := unsupported(name, st, status); err != nil {
+		return freeze.Task{}, err
+	}
 	return freeze.Task{PID: pid, StartTime: st.StartTime}, nil
 }
 

@@ -17,6 +17,9 @@ import (
 // Preconditions: pid is frozen in tree, by this OS thread.
 func collect(pid int, tree *freeze.Tree, inj *injection) (*image.Task, []image.Fd, error) {
 	tids := tree.Threads(pid)
+	if err := threadsApart(pid, tids); err != nil {
+		return nil, nil, err
+	}
 	task, err := collectTask(pid)
 	if err != nil {
 		return nil, nil, err
@@ -172,6 +175,10 @@ func collectFd(pid, n int) (image.Fd, error) {
 		return fd, err
 	}
 	fd.Flags, fd.Pos, fd.MntID = info.Flags, info.Pos, info.MntID
+	if len(info.Locks) > 0 {
+		return fd, fmt.Errorf("holds a file lock (%s): file locks are not supported yet",
+			info.Locks[0])
+	}
 	name := "fd/" + strconv.Itoa(n)
 	if fd.Link, err = procfs.Readlink(pid, name); err != nil {
 		return fd, err

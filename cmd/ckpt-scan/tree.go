@@ -93,7 +93,7 @@ func checkMember(st *procfs.Stat) error {
 	case status.TracerPID != 0:
 		return fmt.Errorf("%s is already traced by %s", name, tracer(status.TracerPID))
 	}
-	return nil
+	return unsupported(name, st, status)
 }
 
 // zombie records a child that has exited and waits for its parent.

@@ -16,6 +16,10 @@ type Fdinfo struct {
 	Flags int    // open flags (O_*), O_CLOEXEC included
 	MntID int    // id of the mount the file was opened through (Linux 3.15+)
 	Ino   uint64 // inode number (Linux 5.14+; 0 when absent)
+	// Locks are the "lock:" lines: the file locks (flock, POSIX, OFD,
+	// leases) held through this descriptor's file, as /proc/locks says
+	// them.
+	Locks []string
 }
 
 // ReadFdinfo reads /proc/PID/fdinfo/FD.
@@ -52,6 +56,8 @@ func ParseFdinfo(r io.Reader) (*Fdinfo, error) {
 			fi.MntID, err = strconv.Atoi(val)
 		case "ino":
 			fi.Ino, err = strconv.ParseUint(val, 10, 64)
+		case "lock":
+			fi.Locks = append(fi.Locks, val)
 		}
 		if err != nil {
 			return nil, &ParseError{File: "fdinfo", Line: line, Err: fmt.Errorf("%s: %w", key, err)}

@@ -54,7 +54,7 @@ func TestParseStat(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.file, err)
 		}
-		if *got != tt.want {
+		if !reflect.DeepEqual(*got, tt.want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", tt.file, *got, tt.want)
 		}
 	}
@@ -365,13 +365,15 @@ func TestParseFdinfo(t *testing.T) {
 		{"python3/fdinfo.1", Fdinfo{Pos: 5, Flags: unix.O_WRONLY | oLargefile, MntID: 27, Ino: 9978034}},
 		{"python3/fdinfo.3", Fdinfo{Flags: unix.O_RDWR | oLargefile | unix.O_CLOEXEC, MntID: 27,
 			Ino: 9978066}},
+		{"fdinfo.lock", Fdinfo{Flags: unix.O_RDWR, MntID: 30, Ino: 1234,
+			Locks: []string{"1: FLOCK  ADVISORY  WRITE 4242 fe:00:1234 0 EOF"}}},
 	}
 	for _, tt := range tests {
 		got, err := ParseFdinfo(bytes.NewReader(testdata(t, tt.file)))
 		if err != nil {
 			t.Fatalf("%s: %v", tt.file, err)
 		}
-		if *got != tt.want {
+		if !reflect.DeepEqual(*got, tt.want) {
 			t.Errorf("%s: got %+v, want %+v", tt.file, *got, tt.want)
 		}
 	}

@@ -22,6 +22,7 @@ type Stat struct {
 	PPID       int    // 4
 	PGRP       int    // 5
 	Session    int    // 6
+	TtyNr      int    // 7: the controlling terminal's device number, 0 for none
 	Flags      uint32 // 9: PF_* bits
 	NumThreads int    // 20
 	StartTime  uint64 // 22: clock ticks after boot; with PID, names the task
@@ -107,6 +108,7 @@ func ParseStat(b []byte) (*Stat, error) {
 	s.PPID = p.int(rest, 4)
 	s.PGRP = p.int(rest, 5)
 	s.Session = p.int(rest, 6)
+	s.TtyNr = p.int(rest, 7)
 	s.Flags = uint32(p.uint(rest, 9))
 	s.NumThreads = p.int(rest, 20)
 	s.StartTime = p.uint(rest, 22)

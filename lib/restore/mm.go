@@ -189,6 +189,13 @@ func (t *task) mapVmas(vmas []image.Vma, fds map[int]uint64) error {
 		if slices.Contains(v.Flags, "gd") {
 			flags |= unix.MAP_GROWSDOWN
 		}
+		if flags&unix.MAP_PRIVATE != 0 && len(v.Flags) > 0 && !slices.Contains(v.Flags, "ac") {
+			// The kernel did not count it against the commit limit (a
+			// read-only mapping, a PROT_NONE reservation, MAP_NORESERVE):
+			// made writable here for its pages, it must not count either,
+			// or a 100 GiB reservation fails with ENOMEM.
+			flags |= unix.MAP_NORESERVE
+		}
 		_, err := t.call(fmt.Sprintf("mmap %#x-%#x %s", v.Start, v.End, v.Name),
 			unix.SYS_MMAP, v.Start, v.End-v.Start, prot, flags, fd, v.Pgoff)
 		if err != nil {

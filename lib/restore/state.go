@@ -22,6 +22,11 @@ func (t *task) openFile(path string, flags int) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if flags&unix.O_TMPFILE == unix.O_TMPFILE {
+		// Opened with O_TMPFILE: fdinfo shows its O_DIRECTORY bit, but
+		// the file, restored as a ghost, is a regular file.
+		flags &^= unix.O_TMPFILE
+	}
 	return t.call("open "+path, unix.SYS_OPENAT, atFDCWD, p,
 		uint64(flags&openFlagsKept), 0)
 }
