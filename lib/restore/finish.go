@@ -56,6 +56,9 @@ func (rs *restorer) finishProc(pr *proc) error {
 	if err := t.protect(tk.Vmas); err != nil {
 		return err
 	}
+	if err := t.advise(tk.Vmas); err != nil {
+		return err
+	}
 	if err := rs.restoreMM(pr); err != nil {
 		return err
 	}

@@ -76,7 +76,13 @@ func (t *task) restoreFd(fd image.Fd, files map[int]*image.File,
 			return err
 		}
 	}
-	if f.Mode&unix.S_IFMT != unix.S_IFREG || fd.Flags&unix.O_PATH != 0 {
+	if fd.Flags&unix.O_PATH != 0 {
+		return nil
+	}
+	if f.Mode&unix.S_IFMT == unix.S_IFDIR {
+		return t.seekDir(fd.Fd, fd.Pos)
+	}
+	if f.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil
 	}
 	_, err = t.call("lseek", unix.SYS_LSEEK, uint64(fd.Fd), uint64(fd.Pos), unix.SEEK_SET)
