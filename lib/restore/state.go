@@ -190,15 +190,16 @@ func (t *task) restoreThreadState(th *image.Thread) error {
 	return nil
 }
 
-// restoreCreds sets groups, gids and uids when they differ from the
-// restorer's, last of all since they may take away the right to do the
-// rest, and checks the capabilities that result.
+// restoreCreds sets the bounding set, groups, gids, uids, the other
+// capability sets and no_new_privs (caps.go), always, last of all since
+// they may take away the right to do the rest, and checks the
+// capabilities that result.
 func (t *task) restoreCreds(c image.Creds) error {
 	if c.Seccomp != 0 {
 		return fmt.Errorf("%s: seccomp mode %d is not supported yet", t.who, c.Seccomp)
 	}
-	if c.UID == [4]uint32{} && c.GID == [4]uint32{} && unix.Getuid() == 0 {
-		return nil
+	if err := t.capsBeforeIDs(c); err != nil {
+		return err
 	}
 	groups := make([]byte, 0, 4*len(c.Groups))
 	for _, g := range c.Groups {
@@ -227,7 +228,7 @@ func (t *task) restoreCreds(c image.Creds) error {
 			return err
 		}
 	}
-	return nil
+	return t.capsAfterIDs(c)
 }
 
 // finalRegs turns the registers saved at the interrupt stop into the ones
