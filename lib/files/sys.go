@@ -69,15 +69,31 @@ const kcmpFile = 0
 // one open file description. It needs a kernel built with CONFIG_KCMP
 // (ENOSYS without) and the right to ptrace both tasks.
 func sameFile(pid1, fd1, pid2, fd2 int) (bool, error) {
+	c, err := fileOrder(pid1, fd1, pid2, fd2)
+	return c == 0 && err == nil, err
+}
+
+// fileOrder compares the open file descriptions of fd1 of task pid1 and
+// fd2 of task pid2 as kcmp orders them: 0 when they are one, -1 or 1
+// otherwise, the same way every time, so descriptions can be sorted.
+func fileOrder(pid1, fd1, pid2, fd2 int) (int, error) {
 	r, _, errno := unix.Syscall6(unix.SYS_KCMP, uintptr(pid1), uintptr(pid2),
 		kcmpFile, uintptr(fd1), uintptr(fd2), 0)
 	if errno != 0 {
 		if errno == unix.ENOSYS {
-			return false, fmt.Errorf("kcmp: %w (the kernel lacks CONFIG_KCMP)", errno)
+			return 0, fmt.Errorf("kcmp: %w (the kernel lacks CONFIG_KCMP)", errno)
 		}
-		return false, fmt.Errorf("kcmp: %w", errno)
+		return 0, fmt.Errorf("kcmp: %w", errno)
 	}
-	return r == 0, nil
+	switch r {
+	case 0:
+		return 0, nil
+	case 1:
+		return -1, nil
+	case 2:
+		return 1, nil
+	}
+	return 0, fmt.Errorf("kcmp: no order between the two (%d)", r)
 }
 
 // shmemDev returns the device of the kernel's internal shmem mount, where
