@@ -332,3 +332,45 @@ func TestScanRefusesLostGroup(t *testing.T) {
 		}
 	}
 }
+
+// schedOf returns how pid is scheduled: policy, nice, real-time
+// priority and I/O priority.
+func schedOf(t *testing.T, pid int) [4]int {
+	t.Helper()
+	a, err := unix.SchedGetAttr(pid, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prio, _, errno := unix.Syscall(unix.SYS_IOPRIO_GET, 1, uintptr(pid), 0)
+	if errno != 0 {
+		t.Fatal(errno)
+	}
+	return [4]int{int(a.Policy), int(a.Nice), int(a.Priority), int(prio)}
+}
+
+// TestSched restores processes with their scheduling policy, nice,
+// real-time priority and I/O priority, not the restorer's.
+func TestSched(t *testing.T) {
+	for _, args := range [][]string{
+		{"chrt", "-b", "0", "ionice", "-c3", "nice", "-n", "5", "sleep", "1000"},
+		{"chrt", "-f", "10", "ionice", "-c2", "-n", "6", "sleep", "1000"},
+	} {
+		t.Run(args[1], func(t *testing.T) {
+			s := start(t, "", args[0], args[1:]...)
+			waitFor(t, 10*time.Second, "sleep", func() bool {
+				b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", s.pid))
+				return strings.TrimSpace(string(b)) == "sleep"
+			})
+			was := schedOf(t, s.pid)
+			if was == schedOf(t, os.Getpid()) {
+				t.Fatalf("the subject is scheduled like the test (%v): nothing to check", was)
+			}
+			img := dump(t, s.pid)
+			<-s.exited
+			restore(t, img, s.pid)
+			if got := schedOf(t, s.pid); got != was {
+				t.Errorf("restored with policy, nice, priority, ioprio %v, want %v", got, was)
+			}
+		})
+	}
+}

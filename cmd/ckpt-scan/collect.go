@@ -147,6 +147,9 @@ func collectThread(pid, tid int) (image.Thread, error) {
 		return th, fmt.Errorf("sched_getaffinity: %w", err)
 	}
 	th.CPUs = cpuWords(&cpus)
+	if th.Sched, err = collectSched(tid); err != nil {
+		return th, err
+	}
 	return th, nil
 }
 
@@ -203,4 +206,22 @@ func cpuWords(set *unix.CPUSet) []uint64 {
 		words = words[:len(words)-1]
 	}
 	return words
+}
+
+// ioprioWhoProcess is IOPRIO_WHO_PROCESS: ioprio_get of one thread.
+const ioprioWhoProcess = 1
+
+// collectSched reads how a thread is scheduled, from outside.
+func collectSched(tid int) (*image.Sched, error) {
+	a, err := unix.SchedGetAttr(tid, 0)
+	if err != nil {
+		return nil, fmt.Errorf("sched_getattr: %w", err)
+	}
+	prio, _, errno := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, uintptr(tid), 0)
+	if errno != 0 {
+		return nil, fmt.Errorf("ioprio_get: %w", errno)
+	}
+	return &image.Sched{Policy: a.Policy, Flags: a.Flags, Nice: a.Nice, Priority: a.Priority,
+		Runtime: a.Runtime, Deadline: a.Deadline, Period: a.Period, UtilMin: a.Util_min,
+		UtilMax: a.Util_max, IOPrio: int(prio)}, nil
 }

@@ -202,6 +202,27 @@ type Thread struct {
 	// out. Empty in streams from before it was recorded, where restore
 	// gives the restorer's own.
 	CPUs []uint64 `msgpack:"cpus,omitempty"`
+	// Sched is the thread's scheduling (sched_getattr) and I/O priority
+	// (ioprio_get); nil in streams from before it was recorded, where
+	// restore leaves the restorer's.
+	Sched *Sched `msgpack:"sched,omitempty"`
+}
+
+// Sched is how a thread is scheduled: struct sched_attr's policy (with
+// SCHED_RESET_ON_FORK in Flags), nice, real-time priority, deadline
+// parameters and utilization clamps, and its I/O priority (class << 13 |
+// data, 0 = none).
+type Sched struct {
+	Policy   uint32 `msgpack:"policy"`
+	Flags    uint64 `msgpack:"flags,omitempty"`
+	Nice     int32  `msgpack:"nice"`
+	Priority uint32 `msgpack:"priority,omitempty"`
+	Runtime  uint64 `msgpack:"runtime,omitempty"`
+	Deadline uint64 `msgpack:"deadline,omitempty"`
+	Period   uint64 `msgpack:"period,omitempty"`
+	UtilMin  uint32 `msgpack:"util_min,omitempty"`
+	UtilMax  uint32 `msgpack:"util_max,omitempty"`
+	IOPrio   int    `msgpack:"ioprio,omitempty"`
 }
 
 // Rseq is a thread's restartable-sequences registration (zero Addr: none).

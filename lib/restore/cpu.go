@@ -53,3 +53,33 @@ func (t *task) setCPUs(th *image.Thread, mask *unix.CPUSet) error {
 	}
 	return nil
 }
+
+// sched_setattr flags restore gives back (linux/sched.h).
+const (
+	schedFlagResetOnFork = 0x01
+	schedFlagUtilClamp   = 0x20 | 0x40 // SCHED_FLAG_UTIL_CLAMP_MIN | _MAX
+	ioprioWhoProcess     = 1
+)
+
+// setSched gives thread t its saved scheduling policy, nice, priorities
+// and I/O priority, from the restorer (root may set any).
+func (t *task) setSched(s *image.Sched) error {
+	if s == nil {
+		return nil
+	}
+	a := &unix.SchedAttr{Policy: s.Policy, Flags: s.Flags & schedFlagResetOnFork, Nice: s.Nice,
+		Priority: s.Priority, Runtime: s.Runtime, Deadline: s.Deadline, Period: s.Period,
+		Util_min: s.UtilMin, Util_max: s.UtilMax}
+	if s.UtilMin != 0 || s.UtilMax != 1024 && s.UtilMax != 0 {
+		a.Flags |= schedFlagUtilClamp
+	}
+	if err := unix.SchedSetAttr(t.pid, a, 0); err != nil {
+		return fmt.Errorf("%s: sched_setattr policy %d nice %d: %w", t.who, s.Policy, s.Nice, err)
+	}
+	_, _, errno := unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(t.pid),
+		uintptr(s.IOPrio))
+	if errno != 0 {
+		return fmt.Errorf("%s: ioprio_set %#x: %w", t.who, s.IOPrio, errno)
+	}
+	return nil
+}

@@ -159,6 +159,9 @@ func (pr *proc) detach(t *task, th *image.Thread, cpus *unix.CPUSet) error {
 	if err := t.setCPUs(th, cpus); err != nil {
 		return err
 	}
+	if err := t.setSched(th.Sched); err != nil {
+		return err
+	}
 	r, _ := ptrace.WordsRegs(th.Regs)
 	if r != nil && restarting(r) {
 		return ptrace.DetachRestarting(pr.t.pid, t.pid)
