@@ -116,6 +116,13 @@ func TestGoProgram(t *testing.T) {
 		strings.TrimSpace(string(b)) != "gosubject" {
 		t.Errorf("comm %q, %v", b, err)
 	}
+	// It still ends cleanly on SIGTERM, through its own handler.
+	if err := syscall.Kill(s.pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "bye, and the exit", func() bool {
+		return slices.Contains(lines(t, out), "bye") && !alive(s.pid)
+	})
 }
 
 // imageTIDs returns the TIDs of the one task record of an archive,

@@ -33,7 +33,7 @@ func main() {
 		}()
 	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGUSR1)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGTERM)
 	tick := time.NewTicker(50 * time.Millisecond)
 	usr1 := 0
 	for n := 0; ; {
@@ -41,7 +41,12 @@ func main() {
 		case <-tick.C:
 			fmt.Fprintf(f, "tick %d %d\n", n, count.Load())
 			n++
-		case <-sigs:
+		case sig := <-sigs:
+			if sig == syscall.SIGTERM {
+				fmt.Fprintf(f, "bye\n")
+				f.Close()
+				os.Exit(0)
+			}
 			fmt.Fprintf(f, "usr1 %d\n", usr1)
 			usr1++
 		}
