@@ -2,17 +2,21 @@ package freeze
 
 import (
 	"bufio"
+	"crypto/rand"
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// Control is the holder's end of the control socket: a unix socket in a
-// private directory (mode 0700) whose path travels in the stream header.
+// Control is the holder's end of the control socket: a unix socket in the
+// abstract namespace (its name starts with "@"), so a holder killed with
+// SIGKILL leaves no file behind, whose name travels in the stream header.
+// It serves only peers with its own effective uid.
 // The protocol is one text line each way (lib/stage, Control):
 //
 //	stage -> holder: "hello NAME"     when the stage has read the header
@@ -22,8 +26,7 @@ import (
 // Every connection, request and close becomes an Event; the holder
 // decides, and answers a complete with Event.Reply.
 type Control struct {
-	Path   string // the socket
-	dir    string
+	Path   string // the socket's name, "@ckpt-scan-PID-RANDOM"
 	ln     net.Listener
 	events chan Event
 	done   chan struct{}
@@ -77,21 +80,19 @@ func (r *replier) answer(line string) {
 	})
 }
 
-// Listen creates the control socket in a new private directory and starts
-// accepting connections. Close removes both.
+// Listen creates the control socket and starts accepting connections.
 func Listen() (*Control, error) {
-	dir, err := os.MkdirTemp("", "ckpt-scan-")
-	if err != nil {
-		return nil, fmt.Errorf("control socket directory: %w", err)
+	random := make([]byte, 8)
+	if _, err := rand.Read(random); err != nil {
+		return nil, fmt.Errorf("control socket name: %w", err)
 	}
-	path := filepath.Join(dir, "control")
+	path := fmt.Sprintf("@ckpt-scan-%d-%x", os.Getpid(), random)
 	ln, err := net.Listen("unix", path)
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	c := &Control{
-		Path: path, dir: dir, ln: ln,
+		Path: path, ln: ln,
 		events: make(chan Event), done: make(chan struct{}),
 		conns: map[net.Conn]bool{},
 	}
@@ -108,8 +109,8 @@ func (c *Control) Events() <-chan Event {
 	return c.events
 }
 
-// Close stops accepting, closes every connection (a stage waiting for an
-// answer sees the close: failure) and removes the socket's directory.
+// Close stops accepting and closes every connection (a stage waiting for
+// an answer sees the close: failure).
 func (c *Control) Close() error {
 	if c == nil {
 		return nil
@@ -123,7 +124,7 @@ func (c *Control) Close() error {
 		}
 		c.mu.Unlock()
 	})
-	return os.RemoveAll(c.dir)
+	return nil
 }
 
 func (c *Control) accept() {
@@ -131,6 +132,12 @@ func (c *Control) accept() {
 		conn, err := c.ln.Accept()
 		if err != nil {
 			return // closed
+		}
+		if !samePeer(conn) {
+			// Anyone may connect to an abstract socket; only a stage
+			// run as the same user may report.
+			conn.Close()
+			continue
 		}
 		c.mu.Lock()
 		c.conns[conn] = true
@@ -183,4 +190,22 @@ func (c *Control) serve(conn net.Conn) {
 			return
 		}
 	}
+}
+
+// samePeer reports whether the process at the other end of conn runs
+// with this process's effective uid (SO_PEERCRED).
+func samePeer(conn net.Conn) bool {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return false
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var cred *unix.Ucred
+	err = raw.Control(func(fd uintptr) {
+		cred, err = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	return err == nil && cred != nil && cred.Uid == uint32(os.Geteuid())
 }

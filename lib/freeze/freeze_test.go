@@ -310,3 +310,35 @@ func TestControlUnknownRequest(t *testing.T) {
 		t.Errorf("answer %q, %v", line, err)
 	}
 }
+
+// TestControlOtherUser: the control socket is abstract (no file to leave
+// behind) and serves no peer of another uid: a "complete" from uid 65534
+// gets no answer and makes no event.
+func TestControlOtherUser(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("needs setpriv to run a peer as another user")
+	}
+	// A system python3 that any user may run (not a per-user shim).
+	if _, err := os.Stat("/usr/bin/python3"); err != nil {
+		t.Skip("needs /usr/bin/python3 for the peer")
+	}
+	ctl := listen(t)
+	if !strings.HasPrefix(ctl.Path, "@") {
+		t.Fatalf("control socket %q is not abstract", ctl.Path)
+	}
+	py := "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect('\\0'+sys.argv[1])\n" +
+		"try:\n s.sendall(b'complete intruder\\n'); got = s.recv(100)\n" +
+		"except OSError: got = b''\nprint(repr(got))\n"
+	cmd := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+		"/usr/bin/python3", "-c", py, ctl.Path[1:])
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "b''" {
+		t.Fatalf("the other user's peer: %v, got %q, want the connection closed", err, out)
+	}
+	select {
+	case ev := <-ctl.Events():
+		t.Fatalf("the other user's peer made an event %+v", ev)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
