@@ -327,7 +327,7 @@ func TestControlOtherUser(t *testing.T) {
 	if !strings.HasPrefix(ctl.Path, "@") {
 		t.Fatalf("control socket %q is not abstract", ctl.Path)
 	}
-	py := "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect('\\0'+sys.argv[1])\n" +
+	py := "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.settimeout(5)\ns.connect('\\0'+sys.argv[1])\n" +
 		"try:\n s.sendall(b'complete intruder\\n'); got = s.recv(100)\n" +
 		"except OSError: got = b''\nprint(repr(got))\n"
 	cmd := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
