@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/lib/pages/pagestest"
-	"golang.org/x/sys/unix"
 )
 
 // subjectSrc maps argv[1] MiB, fills the first half with random bytes and
@@ -74,33 +73,7 @@ int main(int argc, char **argv) {
 
 var binDir string // the ckpt tools, built by TestMain
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Println("bench/pipeline: skipped: needs root (ptrace, clone3 set_tid)")
-		os.Exit(0)
-	}
-	// Inherited descriptors must not leak into the subject.
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		fmt.Fprintln(os.Stderr, "close_range:", err)
-		os.Exit(1)
-	}
-	dir, err := os.MkdirTemp("", "ckpt-bench-pipeline")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := 1
-	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/ckpt/ckpt/cmd/...").
-		CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build the tools: %v\n%s", err, out)
-	} else {
-		code = m.Run()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pagestest.MainWithTools(m, "bench/pipeline", &binDir) }
 
 // figures is what one dump and restore measured.
 type figures struct {

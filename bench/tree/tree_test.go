@@ -15,38 +15,11 @@ import (
 	"time"
 
 	"github.com/ckpt/ckpt/lib/pages/pagestest"
-	"golang.org/x/sys/unix"
 )
 
 var binDir string
 
-func TestMain(m *testing.M) {
-	if os.Geteuid() != 0 {
-		fmt.Println("bench/tree: skipped: needs root (ptrace, clone3 set_tid)")
-		os.Exit(0)
-	}
-	// Inherited descriptors must not leak into the subject.
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		fmt.Fprintln(os.Stderr, "close_range:", err)
-		os.Exit(1)
-	}
-	dir, err := os.MkdirTemp("", "ckpt-bench-tree")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
-	code := 1
-	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/ckpt/ckpt/cmd/...").
-		CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build the tools: %v\n%s", err, out)
-	} else {
-		code = m.Run()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { pagestest.MainWithTools(m, "bench/tree", &binDir) }
 
 // subjectSrc makes argv[1] processes in all (the first and argv[1]-1
 // children) or, with argv[2] "threads", one process of argv[1] threads;

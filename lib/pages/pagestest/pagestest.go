@@ -238,3 +238,35 @@ func VmHWM(pid int) (int64, error) {
 	}
 	return 0, fmt.Errorf("pid %d: no VmHWM in status", pid)
 }
+
+// MainWithTools is the TestMain of a benchmark package that runs the ckpt
+// tools on real processes: it skips, saying so, unless root; marks every
+// inherited descriptor close-on-exec so none leaks into a subject; builds
+// the tools into a temporary directory, whose path it stores in *bin;
+// runs the tests, removes the directory and exits with their status.
+func MainWithTools(m *testing.M, name string, bin *string) {
+	if os.Geteuid() != 0 {
+		fmt.Printf("%s: skipped: needs root (ptrace, clone3 set_tid)\n", name)
+		os.Exit(0)
+	}
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		fmt.Fprintln(os.Stderr, "close_range:", err)
+		os.Exit(1)
+	}
+	dir, err := os.MkdirTemp("", "ckpt-"+strings.ReplaceAll(name, "/", "-"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin = dir
+	code := 1
+	out, err := exec.Command("go", "build", "-o", dir+"/", "github.com/ckpt/ckpt/cmd/...").
+		CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build the tools: %v\n%s", err, out)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
