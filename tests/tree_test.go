@@ -283,47 +283,53 @@ func TestAffinity(t *testing.T) {
 	}
 }
 
-// orphanGroupPy leaves, under a subreaper root, a grandchild in the
-// process group of its parent, which has exited: a group whose leader is
-// gone.
-const orphanGroupPy = `import ctypes, os, time
-ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-a = os.fork()
-if a == 0:
+// outsideGroupPy is a process L that forks R, which leads a group of its
+// own and forks M, which joins L's group: dumped from R, M is in a group
+// whose leader is outside the tree and still runs.
+const outsideGroupPy = `import os, time
+l = os.getpid()
+if os.fork() == 0:
     os.setpgid(0, 0)
-    if os.fork() == 0:
+    m = os.fork()
+    if m == 0:
+        os.setpgid(0, l)
         while True:
             time.sleep(1)
-    os._exit(0)
-os.waitpid(a, 0)
-print("READY", flush=True)
+    time.sleep(0.3)
+    print("READY", os.getpid(), m, flush=True)
+    while True:
+        time.sleep(1)
 while True:
     time.sleep(1)
 `
 
-// TestScanRefusesLostGroup: ckpt-scan --kill refuses, naming the process
-// and its group, a tree that restore could not rebuild, and the tree runs
-// on: a dump with --kill must never end what cannot come back.
-func TestScanRefusesLostGroup(t *testing.T) {
+// TestScanRefusesLiveLeader: ckpt-scan --kill refuses, naming the group
+// and its leader, a tree with a group whose leader is outside the tree
+// and still runs (restore could not take its PID for the helper that
+// makes the group), and the tree runs on: a dump with --kill must never
+// end what cannot come back.
+func TestScanRefusesLiveLeader(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
-	s := start(t, out, "python3", "-c", orphanGroupPy)
-	waitFor(t, 20*time.Second, "READY", func() bool { return slices.Contains(lines(t, out), "READY") })
-	kids := readChildren(t, s.pid)
-	if len(kids) != 1 {
-		t.Fatalf("the subject has children %v", kids)
-	}
-	kid, _ := strconv.Atoi(kids[0])
-	t.Cleanup(func() { killPID(kid) })
+	s := start(t, out, "python3", "-c", outsideGroupPy)
+	var r, m int
+	waitFor(t, 20*time.Second, "READY", func() bool {
+		l := lines(t, out)
+		return len(l) > 0 && func() bool {
+			_, err := fmt.Sscanf(l[0], "READY %d %d", &r, &m)
+			return err == nil
+		}()
+	})
+	t.Cleanup(func() { killPID(r); killPID(m) })
 	img := filepath.Join(t.TempDir(), "img")
 	stderr, err := run(t, 60*time.Second, fmt.Sprintf(
-		"ckpt-scan --kill %d | ckpt-files | ckpt-mem | ckpt-pack > %s", s.pid, img))
-	want := fmt.Sprintf("pid %d (python3) is in process group %d, whose leader is gone",
-		kid, readProcStat(t, kid).pgid)
+		"ckpt-scan --kill %d | ckpt-files | ckpt-mem | ckpt-pack > %s", r, img))
+	want := fmt.Sprintf("process group %d: its leader pid %d (python3) is not in the tree "+
+		"but still exists", s.pid, s.pid)
 	if err == nil || !strings.Contains(stderr, want) {
 		t.Fatalf("dump: %v, want a refusal %q:\n%s", err, want, stderr)
 	}
 	time.Sleep(100 * time.Millisecond)
-	for _, pid := range []int{s.pid, kid} {
+	for _, pid := range []int{r, m} {
 		if st := procState(pid); st != "S" && st != "R" {
 			t.Errorf("pid %d is %q after the refused dump, want running", pid, st)
 		}
@@ -331,6 +337,41 @@ func TestScanRefusesLostGroup(t *testing.T) {
 			t.Errorf("pid %d is still traced", pid)
 		}
 	}
+}
+
+// TestShellPipelineGroup restores a job-control shell whose pipeline
+// lost its first command, the group's leader: the last command comes
+// back in that group (a helper makes it), and the shell, which waits for
+// it, still reaps it and exits when it is killed.
+func TestShellPipelineGroup(t *testing.T) {
+	s := start(t, "", "bash", "-c", "set -m; sleep 0.1 | sleep 1000 & wait")
+	var kid int
+	waitFor(t, 20*time.Second, "the pipeline's leader to end", func() bool {
+		kids := readChildren(t, s.pid)
+		if len(kids) != 1 {
+			return false
+		}
+		kid, _ = strconv.Atoi(kids[0])
+		st := readProcStat(t, kid)
+		return st.pgid != kid && procState(st.pgid) == ""
+	})
+	t.Cleanup(func() { killPID(kid) })
+	was := readProcStat(t, kid)
+	img := dump(t, s.pid)
+	<-s.exited
+	restore(t, img, s.pid)
+	got := readProcStat(t, kid)
+	if got.ppid != s.pid || got.pgid != was.pgid || got.sid != s.pid {
+		t.Errorf("sleep restored with ppid %d, pgid %d, sid %d, want %d, %d, %d",
+			got.ppid, got.pgid, got.sid, s.pid, was.pgid, s.pid)
+	}
+	if st := procState(was.pgid); st != "" {
+		t.Errorf("pid %d, the gone leader's, is %q after the restore", was.pgid, st)
+	}
+	killPID(kid)
+	waitFor(t, 10*time.Second, "the shell to reap sleep and exit", func() bool {
+		return procState(s.pid) == "" && procState(kid) == ""
+	})
 }
 
 // schedOf returns how pid is scheduled: policy, nice, real-time

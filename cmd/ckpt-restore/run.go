@@ -87,6 +87,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintf(stderr, "ckpt-restore: restored pid %v: %d threads, %d pages (%d MiB), "+
 			"%d fds in %v\n", res.PIDs, res.Threads, res.Pages, res.PageBytes>>20, res.Fds,
 			time.Since(start).Round(time.Millisecond))
+		if res.Helpers != 0 {
+			fmt.Fprintf(stderr, "ckpt-restore: %d helper tasks made sessions or groups "+
+				"whose leaders were gone, and exited\n", res.Helpers)
+		}
 		if res.NSInit != 0 {
 			fmt.Fprintf(stderr, "ckpt-restore: in a new PID namespace: its init is pid %d "+
 				"here, the root pid %d here\n", res.NSInit, res.RootHere)

@@ -195,7 +195,11 @@ func (s *scan) dump(ctx context.Context) error {
 	for i, d := range all {
 		tasks[i] = d.task
 	}
-	if err := image.CheckTree(tasks); err != nil {
+	helpers, err := image.CheckTree(tasks)
+	if err != nil {
+		return err
+	}
+	if err := s.checkHelpers(helpers); err != nil {
 		return err
 	}
 	if err := s.write(all); err != nil {

@@ -111,3 +111,26 @@ func zombie(st *procfs.Stat) (member, error) {
 	}
 	return member{pid: st.PID, zombie: t}, nil
 }
+
+// checkHelpers says which sessions and groups restore will make again
+// with a helper task, their leaders being gone. With --kill, it refuses a
+// leader that is gone from the tree but still runs outside it: the
+// helper's PID would be taken (a zombie's too, until it is reaped), and
+// the tree could not come back here.
+func (s *scan) checkHelpers(helpers []*image.Helper) error {
+	for _, h := range helpers {
+		what := "process group"
+		if h.Session {
+			what = "session"
+		}
+		st, err := procfs.ReadStat(h.PID)
+		if err == nil && s.opts.kill {
+			return fmt.Errorf("%s %d: its leader pid %d (%s) is not in the tree but still "+
+				"exists, so restore could not make it again here; dump without --kill",
+				what, h.PID, h.PID, st.Comm)
+		}
+		s.verbosef("%s %d: its leader is gone; restore makes it again with a helper "+
+			"cloned from pid %d", what, h.PID, h.Parent)
+	}
+	return nil
+}

@@ -187,18 +187,17 @@ func (rs *restorer) restoreMM(pr *proc) error {
 	return err
 }
 
-// setGroups puts every process in its process group: first the group
-// leaders make their groups, then the others join them. A group whose
-// leader is not in the tree cannot be made.
+// setGroups puts every process in its process group: helpers make the
+// groups whose leaders are gone, group leaders make theirs, the others
+// join them (setpgid); then the helpers exit.
 func (rs *restorer) setGroups() error {
-	for _, pr := range rs.procs {
-		if pr.pgid == pr.tk.PID {
-			continue
-		}
-		leader := rs.byPID[pr.pgid]
-		if leader == nil || leader.pgid != pr.pgid || leader.sid != pr.sid {
-			return fmt.Errorf("pid %d (%s) is in process group %d, whose leader is gone: "+
-				"not supported yet", pr.tk.PID, pr.tk.Comm, pr.tk.PGID)
+	helpers, err := rs.tree.GroupHelpers()
+	if err != nil {
+		return err
+	}
+	for _, h := range helpers {
+		if err := rs.startHelper(h, rs.byPID[h.Parent].t); err != nil {
+			return err
 		}
 	}
 	for _, leaders := range []bool{true, false} {
@@ -223,7 +222,7 @@ func (rs *restorer) setGroups() error {
 			}
 		}
 	}
-	return nil
+	return rs.endHelpers()
 }
 
 // abort kills whatever was created so far, children first.
@@ -238,6 +237,9 @@ func (rs *restorer) abort() {
 			tids = append(tids, th.pid)
 		}
 		killAll(pr.t.pid, tids)
+	}
+	for _, hp := range rs.helpers {
+		kill(hp.t.pid)
 	}
 	if rs.stub != 0 {
 		kill(rs.stub)

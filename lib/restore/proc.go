@@ -33,11 +33,11 @@ func (rs *restorer) prepare(tk *image.Task) error {
 		return err
 	}
 	pr := &proc{tk: tk}
-	parent, err := rs.parentOf(pr)
+	from, parent, err := rs.parentOf(pr)
 	if err != nil {
 		return err
 	}
-	t, err := rs.clone(parent, tk.PID)
+	t, err := rs.clone(from, parent, tk.PID)
 	if err != nil {
 		return err
 	}
@@ -61,14 +61,16 @@ func (rs *restorer) prepare(tk *image.Task) error {
 	return rs.build(pr)
 }
 
-// clone clones pid from parent. A PID that no process has may still be
-// taken as the process group or session of a zombie that init has not
-// reaped yet (right after a dump with --kill): that is waited for too.
-func (rs *restorer) clone(parent *task, pid int) (*task, error) {
+// clone clones pid from task from, as a child of parent: from itself,
+// or from a session helper, whose parent it is. A PID that no process has
+// may still be taken as the process group or session of a zombie that
+// init has not reaped yet (right after a dump with --kill): that is
+// waited for too.
+func (rs *restorer) clone(from, parent *task, pid int) (*task, error) {
 	deadline := time.Now().Add(rs.opt.PIDWait)
 	said := false
 	for {
-		t, err := cloneWithPID(parent, pid)
+		t, err := cloneWithPID(from, parent, pid)
 		if !errors.Is(err, errPIDTaken) || rs.opt.PIDNS || time.Now().After(deadline) {
 			return t, err
 		}
@@ -86,59 +88,61 @@ func (rs *restorer) clone(parent *task, pid int) (*task, error) {
 
 // waitFree waits until the PID and TIDs of tk are free.
 func (rs *restorer) waitFree(tk *image.Task) error {
-	if rs.opt.PIDNS {
-		if tk.PID == 1 {
-			return fmt.Errorf("pid 1 (%s): in a new PID namespace that is its init; "+
-				"restoring a namespace's init is not supported yet", tk.Comm)
-		}
-		return nil // every PID is free in a new namespace
-	}
-	if err := waitPIDFree(tk.PID, rs.opt.PIDWait, rs.opt.Note); err != nil {
+	if err := rs.waitPIDFree(tk.PID, tk.Comm); err != nil {
 		return err
 	}
 	for _, th := range tk.Threads[min(1, len(tk.Threads)):] {
-		if err := waitPIDFree(th.TID, rs.opt.PIDWait, rs.opt.Note); err != nil {
+		if err := rs.waitPIDFree(th.TID, tk.Comm); err != nil {
 			return fmt.Errorf("pid %d thread %d: %w", tk.PID, th.TID, err)
 		}
 	}
 	return nil
 }
 
-// parentOf returns the task to clone pr from, and sets the session and
-// group pr is to have. The first process is the root: it is cloned from
-// a stub and leads a session of its own; a session and group it belonged
-// to whose leader was outside the tree become that new session and its
-// group. Every other process is cloned from its parent, which the image
-// lists before it.
-func (rs *restorer) parentOf(pr *proc) (*task, error) {
-	tk := pr.tk
-	if len(rs.procs) == 0 {
-		if tk.Zombie {
-			return nil, fmt.Errorf("pid %d: the root of the image is a zombie", tk.PID)
-		}
-		rs.sids[tk.SID], rs.pgids[tk.PGID] = tk.PID, tk.PID
-		pr.sid, pr.pgid = tk.PID, tk.PID
-		return rs.startStub(tk.Vmas)
+// waitPIDFree waits until pid is free, here or, with Options.PIDNS, in
+// the new namespace, where every PID but its init's is.
+func (rs *restorer) waitPIDFree(pid int, comm string) error {
+	if !rs.opt.PIDNS {
+		return waitPIDFree(pid, rs.opt.PIDWait, rs.opt.Note)
 	}
-	parent := rs.byPID[tk.PPID]
-	if parent == nil || parent.tk.Zombie {
-		return nil, fmt.Errorf("pid %d: its parent %d is not restored before it: "+
-			"the image does not list every parent before its children", tk.PID, tk.PPID)
+	if pid == 1 {
+		return fmt.Errorf("pid 1 (%s): in a new PID namespace that is its init; "+
+			"restoring a namespace's init is not supported yet", comm)
 	}
-	pr.sid, pr.pgid = mapped(rs.sids, tk.SID), mapped(rs.pgids, tk.PGID)
-	if pr.sid != tk.PID && pr.sid != parent.sid {
-		return nil, fmt.Errorf("pid %d (%s) is in session %d, which neither it nor its "+
-			"parent %d leads, and whose leader is gone: not supported yet",
-			tk.PID, tk.Comm, tk.SID, tk.PPID)
-	}
-	return parent.t, nil
+	return nil
 }
 
-func mapped(m map[int]int, id int) int {
-	if v, ok := m[id]; ok {
-		return v
+// parentOf places pr in the tree: it sets the session and group pr is to
+// have, and returns the task to clone it from and its parent. The first
+// process is the root: it is cloned from a stub and leads a session and a
+// group of its own, which stand for those it was in whose leaders were
+// outside the tree. Every other process is cloned from its parent, which
+// the image lists before it, or, in a session whose leader is gone, from
+// that session's helper (image.Tree).
+func (rs *restorer) parentOf(pr *proc) (from, parent *task, err error) {
+	tk := pr.tk
+	if len(rs.procs) == 0 && tk.Zombie {
+		return nil, nil, fmt.Errorf("pid %d: the root of the image is a zombie", tk.PID)
 	}
-	return id
+	place, err := rs.tree.Add(tk)
+	if err != nil {
+		return nil, nil, err
+	}
+	pr.sid, pr.pgid = place.SID, place.PGID
+	if len(rs.procs) == 0 {
+		stub, err := rs.startStub(tk.Vmas)
+		return stub, stub, err
+	}
+	parent = rs.byPID[tk.PPID].t
+	if place.Helper == nil {
+		return parent, parent, nil
+	}
+	if place.NewHelper {
+		if err := rs.startHelper(place.Helper, parent); err != nil {
+			return nil, nil, err
+		}
+	}
+	return rs.helpers[place.Helper.PID].t, parent, nil
 }
 
 // build gives a new live process its address space: it closes what it

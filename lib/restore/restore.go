@@ -50,8 +50,11 @@ type Options struct {
 
 // Result says what was restored.
 type Result struct {
-	PIDs      []int // every process, the root first; zombies included
-	Zombies   int
+	PIDs    []int // every process, the root first; zombies included
+	Zombies int
+	// Helpers counts the tasks made, and ended, to make sessions and
+	// groups whose leaders were gone.
+	Helpers   int
 	Threads   int // every thread restored, main threads included
 	Pages     int
 	PageBytes int64
@@ -90,7 +93,7 @@ func Restore(r *stream.Reader, verify func() error, opt Options) (*Result, error
 	defer unix.SchedSetaffinity(0, &cpus)
 	rs := &restorer{opt: opt, files: map[int]*image.File{}, ghosts: ghost.NewHolder(),
 		shmem: ghost.NewShmem(), pipes: ghost.NewPipes(), fds: map[int][]image.Fd{},
-		byPID: map[int]*proc{}, sids: map[int]int{}, pgids: map[int]int{}, cpus: cpus,
+		byPID: map[int]*proc{}, tree: image.NewTree(), helpers: map[int]*helper{}, cpus: cpus,
 		res: &Result{}}
 	rs.shmem.SysVWait, rs.shmem.Note = opt.PIDWait, opt.Note
 	err = rs.run(r, verify)
@@ -122,10 +125,12 @@ type restorer struct {
 	// parent before its children.
 	procs []*proc
 	byPID map[int]*proc
-	// sids and pgids map the session and group of the root, when their
-	// leaders were outside the dumped tree, to the root's own PID.
-	sids, pgids map[int]int
-	stub        int
+	// tree places each process in its session and group.
+	tree *image.Tree
+	// helpers are the tasks made for sessions and groups whose leaders
+	// are gone, by PID, until they exit.
+	helpers map[int]*helper
+	stub    int
 	// nsInit is the stub when it is the init of a new PID namespace: it
 	// stays, and is let go last.
 	nsInit *task

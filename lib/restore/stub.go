@@ -152,21 +152,27 @@ func pidState(pid int) (state, comm string, err error) {
 // errPIDTaken is a PID that clone3 found in use.
 var errPIDTaken = errors.New("pid taken")
 
-// cloneWithPID creates, from inside the stub, a child process with the
-// given PID (clone3 with set_tid) and returns it at its first stop. The
-// child is a copy of the stub, traced from its first instruction.
-func cloneWithPID(stub *task, pid int) (*task, error) {
-	tidArr, err := stub.put(binary32(uint32(pid)))
+// cloneWithPID creates, from inside task from, a process with the given
+// PID (clone3 with set_tid) and returns it at its first stop. It is a
+// copy of from, traced from its first instruction, and a child of
+// parent: from itself, or from's parent (CLONE_PARENT), whose exit
+// signal it then gets too.
+func cloneWithPID(from, parent *task, pid int) (*task, error) {
+	tidArr, err := from.put(binary32(uint32(pid)))
 	if err != nil {
 		return nil, err
+	}
+	flags, exitSignal := uint64(0), uint64(unix.SIGCHLD)
+	if from != parent {
+		flags, exitSignal = unix.CLONE_PARENT, 0
 	}
 	// struct clone_args: flags, pidfd, child_tid, parent_tid,
 	// exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup.
-	args, err := stub.words(0, 0, 0, 0, uint64(unix.SIGCHLD), 0, 0, 0, tidArr, 1, 0)
+	args, err := from.words(flags, 0, 0, 0, exitSignal, 0, 0, 0, tidArr, 1, 0)
 	if err != nil {
 		return nil, err
 	}
-	got, err := stub.call("clone3", unix.SYS_CLONE3, args, 88)
+	got, err := from.call("clone3", unix.SYS_CLONE3, args, 88)
 	if errors.Is(err, unix.EEXIST) {
 		return nil, fmt.Errorf("pid %d is in use: cannot restore it with the same pid: %w",
 			pid, errPIDTaken)
@@ -174,13 +180,9 @@ func cloneWithPID(stub *task, pid int) (*task, error) {
 	if err != nil {
 		return nil, err
 	}
-	host, err := stub.hostChild(int(got))
+	host, err := parent.hostChild(int(got))
 	if err != nil {
 		return nil, err
-	}
-	if int(got) != pid {
-		kill(host)
-		return nil, fmt.Errorf("clone3 gave pid %d, not %d", got, pid)
 	}
 	// The new task stops with SIGSTOP at the instruction after clone3.
 	ws, err := ptrace.Wait(host)
@@ -190,13 +192,13 @@ func cloneWithPID(stub *task, pid int) (*task, error) {
 	if !ws.Stopped() {
 		return nil, fmt.Errorf("pid %d: unexpected first state %v", pid, ws)
 	}
-	j, err := ptrace.NewInjector(host, stub.area)
+	j, err := ptrace.NewInjector(host, from.area)
 	if err != nil {
 		kill(host)
 		return nil, err
 	}
-	t := newTask(host, j, stub.area)
-	t.vpid, t.inNS = pid, stub.inNS
+	t := newTask(host, j, from.area)
+	t.vpid, t.inNS = pid, from.inNS
 	if t.inNS {
 		t.who = fmt.Sprintf("pid %d (%d here)", pid, host)
 	}
