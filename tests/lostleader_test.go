@@ -22,12 +22,16 @@ import (
 // the root logs every SIGCHLD it gets.
 const lostLeadersPy = `import ctypes, os, signal, time
 ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-signal.signal(signal.SIGCHLD, lambda *a: print("SIGCHLD", flush=True))
+
+def say(*words):  # one write of a whole line: the log is shared
+    os.write(1, (" ".join(map(str, words)) + "\n").encode())
+
+signal.signal(signal.SIGCHLD, lambda *a: say("SIGCHLD"))
 
 def count(tag):
     n = 0
     while True:
-        print(tag, os.getpid(), n, flush=True)
+        say(tag, os.getpid(), n)
         n += 1
         time.sleep(0.05)
 
@@ -57,7 +61,7 @@ def session():
 a = child(session)
 os.waitpid(a, 0)
 time.sleep(0.2)
-print("READY", a, flush=True)
+say("READY", a)
 while True:
     time.sleep(1)
 `
@@ -80,10 +84,16 @@ func startLostLeaders(t *testing.T) *lostLeaders {
 	t.Helper()
 	l := &lostLeaders{out: filepath.Join(t.TempDir(), "out"), pids: map[string]int{}}
 	l.root = start(t, l.out, "python3", "-c", lostLeadersPy)
-	waitFor(t, 20*time.Second, "READY and every counter", func() bool {
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		l.scan(t)
-		return l.a != 0 && len(l.pids) == len(countTags)
-	})
+		if l.a != 0 && len(l.pids) == len(countTags) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(l.out)
+			t.Fatalf("no READY and every counter after 20s; the log:\n%q", b)
+		}
+	}
 	for _, pid := range l.pids {
 		t.Cleanup(func() { killPID(pid) })
 	}

@@ -97,14 +97,21 @@ elif mode == "pipe-child":
     # the read end here, the write end in a child
     fds["r"], w = os.pipe()
     os.write(w, b"from the parent")
+    # the child's fds are final once it closes its end of this one
+    ready_r, ready_w = os.pipe()
     child = os.fork()
     if child == 0:
         os.closerange(0, 3)
         os.close(out)
         os.close(fds["r"])
+        os.close(ready_r)
+        os.close(ready_w)
         while True:
             signal.pause()
     os.close(w)
+    os.close(ready_w)
+    os.read(ready_r, 1)
+    os.close(ready_r)
     fds["child"] = child
     fds["child_w"] = w  # its number in the child
 elif mode == "mapped":
