@@ -101,7 +101,7 @@ func (c *counted) Syscall(nr uintptr, args ...uint64) (uint64, error) {
 }
 
 // injectTask reads what belongs to the whole process: the program break,
-// the signal handlers, the timers.
+// the signal handlers, prctl state, the timers.
 func injectTask(c *counted, t *image.Task) error {
 	// brk(0) fails never: it returns the current break.
 	brk, err := c.Syscall(unix.SYS_BRK, 0)
@@ -135,12 +135,16 @@ func injectTask(c *counted, t *image.Task) error {
 			Restorer: le.Uint64(b[16:]), Mask: le.Uint64(b[24:]),
 		}
 	}
+	if err := injectPrctl(c, t); err != nil {
+		return err
+	}
 	return injectTimers(c, t)
 }
 
 // injectThread reads what belongs to one thread: its tid address
-// (prctl PR_GET_TID_ADDRESS, one pointer) and its sigaltstack (stack_t,
-// 24 bytes).
+// (prctl PR_GET_TID_ADDRESS, one pointer), its sigaltstack (stack_t, 24
+// bytes), its parent-death signal (an int) and its timer slack (the
+// call's result).
 func injectThread(c *counted, th *image.Thread) error {
 	out, _ := c.p.Out()
 	if _, err := c.Syscall(unix.SYS_PRCTL, unix.PR_GET_TID_ADDRESS, out); err != nil {
@@ -149,7 +153,14 @@ func injectThread(c *counted, th *image.Thread) error {
 	if _, err := c.Syscall(unix.SYS_SIGALTSTACK, 0, out+8); err != nil {
 		return err
 	}
-	b := make([]byte, 32)
+	if _, err := c.Syscall(unix.SYS_PRCTL, unix.PR_GET_PDEATHSIG, out+32, 0, 0, 0); err != nil {
+		return err
+	}
+	slack, err := c.Syscall(unix.SYS_PRCTL, unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 36)
 	if err := c.p.ReadOut(b); err != nil {
 		return err
 	}
@@ -157,6 +168,35 @@ func injectThread(c *counted, th *image.Thread) error {
 	th.ClearChildTid = le.Uint64(b)
 	th.AltStack = image.AltStack{SP: le.Uint64(b[8:]), Flags: int32(le.Uint32(b[16:])),
 		Size: le.Uint64(b[24:])}
+	th.PDeathSig, th.TimerSlack = int(int32(le.Uint32(b[32:]))), slack
+	return nil
+}
+
+// injectPrctl reads the process-wide state only prctl gives: whether it
+// is a child subreaper (an int), whether it is dumpable and whether
+// transparent huge pages are off for it (the calls' results). Like every
+// injected call, each gets all its arguments: the others would be what
+// the thread's registers held, and some prctl options refuse non-zero
+// unused arguments.
+func injectPrctl(c *counted, t *image.Task) error {
+	out, _ := c.p.Out()
+	if _, err := c.Syscall(unix.SYS_PRCTL, unix.PR_GET_CHILD_SUBREAPER, out, 0, 0, 0); err != nil {
+		return err
+	}
+	dumpable, err := c.Syscall(unix.SYS_PRCTL, unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	if err != nil {
+		return err
+	}
+	thp, err := c.Syscall(unix.SYS_PRCTL, unix.PR_GET_THP_DISABLE, 0, 0, 0, 0)
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 4)
+	if err := c.p.ReadOut(b); err != nil {
+		return err
+	}
+	t.Prctl = &image.Prctl{ChildSubreaper: binary.LittleEndian.Uint32(b) != 0,
+		Dumpable: int(dumpable), THPDisable: int(thp)}
 	return nil
 }
 

@@ -103,6 +103,10 @@ type Task struct {
 	ITimers []ITimer `msgpack:"itimers,omitempty"`
 	// PosixTimers are the timers of timer_create, in ID order.
 	PosixTimers []PosixTimer `msgpack:"posix_timers,omitempty"`
+	// Prctl is process-wide state only prctl reads; nil in streams from
+	// before it was recorded, where restore leaves what the new process
+	// got from the one it was cloned from.
+	Prctl *Prctl `msgpack:"prctl,omitempty"`
 	// Zombie is true for a process that has exited and that its parent
 	// has not reaped yet. Only PID, PPID, PGID, SID, Comm and ExitStatus
 	// are set; restore recreates it as a zombie for its parent to reap.
@@ -143,6 +147,21 @@ type PosixTimer struct {
 	TID      int    `msgpack:"tid"`       // the thread signalled, for SIGEV_THREAD_ID
 	Value    int64  `msgpack:"value_ns"`
 	Interval int64  `msgpack:"interval_ns"`
+}
+
+// Prctl is process-wide state read with prctl in the process.
+type Prctl struct {
+	// ChildSubreaper: orphans under the process are reparented to it
+	// (PR_SET_CHILD_SUBREAPER).
+	ChildSubreaper bool `msgpack:"child_subreaper,omitempty"`
+	// Dumpable is PR_GET_DUMPABLE: 0 (no core dumps, /proc files owned by
+	// root, no ptrace by its own user), 1, or 2 (SUID_DUMP_ROOT, which
+	// only a credential change under fs.suid_dumpable=2 gives).
+	Dumpable int `msgpack:"dumpable"`
+	// THPDisable is PR_GET_THP_DISABLE: 0, 1 (no transparent huge pages),
+	// or 3 (none but in madvise(MADV_HUGEPAGE) areas: 1 |
+	// PR_THP_DISABLE_EXCEPT_ADVISED, Linux 6.18).
+	THPDisable int `msgpack:"thp_disable,omitempty"`
 }
 
 // Creds are a task's credentials, from /proc/PID/status.
@@ -202,6 +221,12 @@ type Thread struct {
 	// out. Empty in streams from before it was recorded, where restore
 	// gives the restorer's own.
 	CPUs []uint64 `msgpack:"cpus,omitempty"`
+	// PDeathSig is the signal the thread gets when its parent dies
+	// (PR_SET_PDEATHSIG); 0 for none.
+	PDeathSig int `msgpack:"pdeathsig,omitempty"`
+	// TimerSlack is the thread's timer slack in nanoseconds
+	// (PR_GET_TIMERSLACK); 0 in streams from before it was recorded.
+	TimerSlack uint64 `msgpack:"timer_slack_ns,omitempty"`
 	// Sched is the thread's scheduling (sched_getattr) and I/O priority
 	// (ioprio_get); nil in streams from before it was recorded, where
 	// restore leaves the restorer's.

@@ -81,6 +81,8 @@ func (rs *restorer) finishProc(pr *proc) error {
 		// The main thread's credentials last: clone3 with set_tid
 		// needs the restorer's.
 		func() error { return t.restoreThread(tk, &tk.Threads[0]) },
+		// Once no thread's credentials change any more.
+		func() error { return t.restorePrctl(tk.Prctl) },
 		// The last injected call removes the injection area itself;
 		// the other threads made their last calls already.
 		func() error {

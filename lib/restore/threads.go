@@ -67,8 +67,8 @@ func (t *task) cloneThread(tid int) (*task, error) {
 }
 
 // restoreThread restores what belongs to one thread but its registers:
-// rseq, tid address, robust list, sigaltstack, name, and credentials,
-// which Linux keeps per thread.
+// rseq, tid address, robust list, sigaltstack, name, credentials, which
+// Linux keeps per thread, then its parent-death signal and timer slack.
 func (t *task) restoreThread(tk *image.Task, th *image.Thread) error {
 	if err := t.restoreThreadState(th); err != nil {
 		return err
@@ -80,7 +80,10 @@ func (t *task) restoreThread(tk *image.Task, th *image.Thread) error {
 	if err := t.setComm(comm); err != nil {
 		return err
 	}
-	return t.restoreCreds(tk.Creds)
+	if err := t.restoreCreds(tk.Creds); err != nil {
+		return err
+	}
+	return t.restoreThreadPrctl(th)
 }
 
 // loadRegs gives a thread whose injected calls are done its saved
