@@ -223,6 +223,11 @@ func TestLostLeaders(t *testing.T) {
 			t.Errorf("pid %d, a gone leader's, is %q after the restore", gone, st)
 		}
 	}
+	// The root is still a subreaper: C, orphaned, becomes its child.
+	killPID(l.pids["B"])
+	waitFor(t, 10*time.Second, "C to be the root's child", func() bool {
+		return nsIDs(t, l.pids["C"]).ppid == l.root.pid
+	})
 }
 
 // TestLostLeadersPIDNS restores the same tree into a new PID namespace
