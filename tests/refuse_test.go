@@ -115,6 +115,31 @@ func TestScanTraced(t *testing.T) {
 	c.checkRuns(t, "strace gone")
 }
 
+// TestScanTracer runs ckpt-scan --kill on strace, which traces a counter
+// outside the tree: it refuses, naming both, and strace goes on tracing
+// the counter, which counts on.
+func TestScanTracer(t *testing.T) {
+	if _, err := exec.LookPath("strace"); err != nil {
+		t.Skip("strace is not installed (.ci/run installs it)")
+	}
+	c := startCounter(t, 0)
+	st := start(t, "", "strace", "-o", "/dev/null", "-p", strconv.Itoa(c.pid))
+	waitFor(t, 10*time.Second, "strace to attach", func() bool { return tracerPID(c.pid) != 0 })
+	tracer := tracerPID(c.pid)
+	_, stderr, _ := scanOut(t, fmt.Sprintf("ckpt-scan --kill %d | ckpt-files | ckpt-mem | "+
+		"ckpt-pack > /dev/null", st.pid))
+	want := fmt.Sprintf("pid %d (strace) traces pid %d (counter)", st.pid, c.pid)
+	if !strings.Contains(stderr, want) {
+		t.Fatalf("ckpt-scan said %q, want %q", stderr, want)
+	}
+	if got := tracerPID(c.pid); got != tracer || !alive(st.pid) || tracerPID(st.pid) != 0 {
+		t.Fatalf("after the refusal: the counter's TracerPid %d (was %d), strace alive %v, "+
+			"its TracerPid %d", got, tracer, alive(st.pid), tracerPID(st.pid))
+	}
+	n := c.count(t)
+	waitFor(t, 10*time.Second, "the traced counter to go on", func() bool { return c.count(t) >= n+5 })
+}
+
 // TestFullDisk packs onto a 4 MiB tmpfs that the archive does not fit:
 // ckpt-pack says so, the subject runs on (with --kill too) and no
 // partial archive is left or passes for one.

@@ -174,6 +174,9 @@ func (s *scan) dump(ctx context.Context) error {
 	var all []dumped
 	threads, fds, vmas := 0, 0, 0
 	inj := &injection{step: testPause(s.stderr)}
+	// It reads /proc of the whole machine: alongside the injections.
+	tracers := make(chan error, 1)
+	go func() { tracers <- refuseTracers(s.members) }()
 	for _, m := range s.members {
 		d := dumped{task: m.zombie}
 		if d.task == nil {
@@ -191,6 +194,9 @@ func (s *scan) dump(ctx context.Context) error {
 		vmas += len(d.task.Vmas)
 	}
 	testPauseDone(s.stderr)
+	if err := <-tracers; err != nil {
+		return err
+	}
 	tasks := make([]*image.Task, len(all))
 	for i, d := range all {
 		tasks[i] = d.task

@@ -23,6 +23,11 @@ func Tasks(pid int) ([]int, error) {
 	return tids, nil
 }
 
+// Pids lists every process of the machine (/proc), in increasing order.
+func Pids() ([]int, error) {
+	return listNumbers(Root)
+}
+
 // Fds lists the open descriptors of process pid (/proc/PID/fd), in
 // increasing order.
 func Fds(pid int) ([]int, error) {
